@@ -1,0 +1,229 @@
+//! `/api/v1/api-keys`: create (the secret is shown once), list, read, revoke. Scope `admin`.
+
+use actix_web::http::header;
+use actix_web::{HttpResponse, delete, get, post, web};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use super::aggregate::ApiKeyError;
+use super::scope::{Scope, require};
+use super::service::ApiKeyService;
+use super::view::ApiKeyView;
+use crate::gateway::pagination::{self, PageParams, Paged};
+use crate::gateway::{ApiError, Authorized, JsonBody, Problem};
+use crate::names::Name;
+use crate::store::CommandError;
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateApiKeyRequest {
+    /// A label for people: 1–120 characters, no control characters.
+    #[schema(example = "nightly backup job")]
+    pub name: String,
+    /// At least one scope.
+    pub scopes: Vec<Scope>,
+    /// When the key stops working (RFC 3339); never when absent.
+    #[serde(default)]
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ApiKeyStatus {
+    Active,
+    Expired,
+    Revoked,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ApiKeyResponse {
+    pub id: Uuid,
+    pub name: String,
+    pub scopes: Vec<Scope>,
+    pub status: ApiKeyStatus,
+    pub created_at: DateTime<Utc>,
+    /// Name of the API key (or `bootstrap` / `cli`) that created this one.
+    pub created_by: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<DateTime<Utc>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub revoked_at: Option<DateTime<Utc>>,
+}
+
+/// A new key. `secret` is shown only in this response; store it now.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CreatedApiKey {
+    #[serde(flatten)]
+    pub key: ApiKeyResponse,
+    /// Send as `Authorization: Bearer <secret>`.
+    pub secret: String,
+}
+
+fn to_response(view: ApiKeyView, now: DateTime<Utc>) -> Result<ApiKeyResponse, ApiError> {
+    let status = if view.revoked_at.is_some() {
+        ApiKeyStatus::Revoked
+    } else if view.expires_at.is_some_and(|at| at <= now) {
+        ApiKeyStatus::Expired
+    } else {
+        ApiKeyStatus::Active
+    };
+    Ok(ApiKeyResponse {
+        id: view.id.parse().map_err(ApiError::internal)?,
+        name: view.name,
+        scopes: view.scopes,
+        status,
+        created_at: view.created_at,
+        created_by: view.created_by,
+        expires_at: view.expires_at,
+        revoked_at: view.revoked_at,
+    })
+}
+
+fn command_error(err: CommandError<ApiKeyError>) -> ApiError {
+    match err {
+        CommandError::Rejected(ApiKeyError::NotFound) => ApiError::not_found("API key"),
+        CommandError::Rejected(ApiKeyError::AlreadyExists) => ApiError::conflict(
+            "already_exists",
+            "an API key with this secret already exists",
+        ),
+        CommandError::Rejected(ApiKeyError::NoScopes) => {
+            ApiError::invalid_field("scopes", "at least one scope is required")
+        }
+        CommandError::Rejected(ApiKeyError::ExpiryNotInFuture) => {
+            ApiError::invalid_field("expires_at", "must be in the future")
+        }
+        CommandError::Rejected(ApiKeyError::AlreadyRevoked) => {
+            ApiError::conflict("already_revoked", "the API key is already revoked")
+        }
+        CommandError::Store(e) => e.into(),
+    }
+}
+
+/// Create an API key.
+#[utoipa::path(
+    tag = "api-keys",
+    request_body = CreateApiKeyRequest,
+    responses(
+        (status = 201, description = "Created; the secret is in this response only", body = CreatedApiKey),
+        (status = "4XX", description = "Refused", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Store unavailable", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+#[post("/api-keys")]
+pub async fn create_api_key(
+    Authorized(caller, _): Authorized<require::Admin>,
+    service: web::Data<ApiKeyService>,
+    JsonBody(body): JsonBody<CreateApiKeyRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let name = Name::parse(&body.name).map_err(|m| ApiError::invalid_field("name", m))?;
+    let now = service.now();
+    let metadata = caller.metadata(now);
+    let (id, secret, key) = service
+        .create(name, body.scopes, body.expires_at, None, &metadata)
+        .await
+        .map_err(command_error)?;
+    let view = ApiKeyView {
+        id: id.to_string(),
+        name: key.name,
+        scopes: key.scopes,
+        created_at: key.created_at.unwrap_or(now),
+        created_by: metadata.actor_name,
+        expires_at: key.expires_at,
+        revoked_at: None,
+    };
+    let body = CreatedApiKey {
+        key: to_response(view, now)?,
+        secret: secret.expose().to_owned(),
+    };
+    Ok(HttpResponse::Created()
+        .insert_header((header::LOCATION, format!("/api/v1/api-keys/{id}")))
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .json(body))
+}
+
+/// List API keys (never their secrets), oldest first.
+#[utoipa::path(
+    tag = "api-keys",
+    params(PageParams),
+    responses(
+        (status = 200, body = inline(Paged<ApiKeyResponse>)),
+        (status = "4XX", description = "Refused", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Store unavailable", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+#[get("/api-keys")]
+pub async fn list_api_keys(
+    Authorized(_caller, _): Authorized<require::Admin>,
+    service: web::Data<ApiKeyService>,
+    params: web::Query<PageParams>,
+) -> Result<HttpResponse, ApiError> {
+    let (after, limit) = params.resolve()?;
+    let page = service.list(after, limit).await?;
+    let now = service.now();
+    let items = page
+        .items
+        .into_iter()
+        .map(|v| to_response(v, now))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(HttpResponse::Ok().json(Paged {
+        items,
+        next_cursor: page.next_after.map(pagination::encode),
+    }))
+}
+
+/// Read one API key.
+#[utoipa::path(
+    tag = "api-keys",
+    params(("id" = Uuid, Path, description = "API key id")),
+    responses(
+        (status = 200, body = ApiKeyResponse),
+        (status = "4XX", description = "Refused or not found", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Store unavailable", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+#[get("/api-keys/{id}")]
+pub async fn get_api_key(
+    Authorized(_caller, _): Authorized<require::Admin>,
+    service: web::Data<ApiKeyService>,
+    id: web::Path<Uuid>,
+) -> Result<HttpResponse, ApiError> {
+    let view = service
+        .get(id.into_inner())
+        .await?
+        .ok_or_else(|| ApiError::not_found("API key"))?;
+    Ok(HttpResponse::Ok().json(to_response(view, service.now())?))
+}
+
+/// Revoke an API key. It is refused from the next request on, by every instance.
+/// Revoking a revoked key changes nothing and also answers 204.
+#[utoipa::path(
+    tag = "api-keys",
+    params(("id" = Uuid, Path, description = "API key id")),
+    responses(
+        (status = 204, description = "Revoked"),
+        (status = "4XX", description = "Refused or not found", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Store unavailable", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+#[delete("/api-keys/{id}")]
+pub async fn revoke_api_key(
+    Authorized(caller, _): Authorized<require::Admin>,
+    service: web::Data<ApiKeyService>,
+    id: web::Path<Uuid>,
+) -> Result<HttpResponse, ApiError> {
+    match service
+        .revoke(id.into_inner(), &caller.metadata(service.now()))
+        .await
+    {
+        Ok(()) | Err(CommandError::Rejected(ApiKeyError::AlreadyRevoked)) => {
+            Ok(HttpResponse::NoContent().finish())
+        }
+        Err(e) => Err(command_error(e)),
+    }
+}

@@ -1,0 +1,72 @@
+//! Authentication for everything under `/api/v1`: a `Bearer` API key, checked against the
+//! event log. Scopes are checked by each handler (see `gateway::Caller::require`), next
+//! to the code they protect.
+
+use actix_web::body::{BoxBody, MessageBody};
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::header;
+use actix_web::middleware::Next;
+use actix_web::{HttpMessage, ResponseError, web};
+
+use super::aggregate::Rejection;
+use super::service::{ApiKeyService, AuthFailure};
+use crate::gateway::ApiError;
+
+pub async fn require_api_key(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
+    let outcome = match req.app_data::<web::Data<ApiKeyService>>() {
+        Some(service) => authenticate(&req, service).await,
+        None => Err(ApiError::internal("the API key service is not registered")),
+    };
+    match outcome {
+        Ok(principal) => {
+            tracing::Span::current().record("actor", tracing::field::display(&principal.key_id));
+            req.extensions_mut().insert(principal);
+            Ok(next.call(req).await?.map_into_boxed_body())
+        }
+        Err(error) => Ok(req.into_response(error.error_response())),
+    }
+}
+
+async fn authenticate(
+    req: &ServiceRequest,
+    service: &ApiKeyService,
+) -> Result<super::Principal, ApiError> {
+    let Some(value) = req.headers().get(header::AUTHORIZATION) else {
+        return Err(ApiError::unauthorized(
+            "missing_api_key",
+            "this endpoint needs an API key: send `Authorization: Bearer <key>`",
+        ));
+    };
+    let token = value
+        .to_str()
+        .ok()
+        .and_then(|v| {
+            let (scheme, rest) = v.split_once(' ')?;
+            scheme.eq_ignore_ascii_case("bearer").then(|| rest.trim())
+        })
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| {
+            ApiError::unauthorized(
+                "invalid_authorization_header",
+                "the Authorization header must be `Bearer <key>`",
+            )
+        })?;
+    service
+        .authenticate(token)
+        .await
+        .map_err(|failure| match failure {
+            AuthFailure::Rejected(Rejection::Unknown) => {
+                ApiError::unauthorized("invalid_api_key", "the API key is not valid")
+            }
+            AuthFailure::Rejected(Rejection::Revoked) => {
+                ApiError::unauthorized("api_key_revoked", "the API key has been revoked")
+            }
+            AuthFailure::Rejected(Rejection::Expired) => {
+                ApiError::unauthorized("api_key_expired", "the API key has expired")
+            }
+            AuthFailure::Store(e) => ApiError::from(e),
+        })
+}

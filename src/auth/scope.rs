@@ -1,0 +1,129 @@
+//! What an API key may do. `admin` implies every scope and `X:write` implies `X:read`;
+//! `connections:use` and `secrets:export` hand out secrets, so only `admin` implies them.
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, ToSchema,
+)]
+pub enum Scope {
+    #[serde(rename = "admin")]
+    Admin,
+    #[serde(rename = "keypairs:read")]
+    KeypairsRead,
+    #[serde(rename = "keypairs:write")]
+    KeypairsWrite,
+    #[serde(rename = "connections:read")]
+    ConnectionsRead,
+    #[serde(rename = "connections:write")]
+    ConnectionsWrite,
+    #[serde(rename = "connections:use")]
+    ConnectionsUse,
+    #[serde(rename = "secrets:export")]
+    SecretsExport,
+    #[serde(rename = "pairing")]
+    Pairing,
+    #[serde(rename = "pairing:admin")]
+    PairingAdmin,
+    #[serde(rename = "audit:read")]
+    AuditRead,
+}
+
+impl Scope {
+    pub const ALL: [Scope; 10] = [
+        Scope::Admin,
+        Scope::KeypairsRead,
+        Scope::KeypairsWrite,
+        Scope::ConnectionsRead,
+        Scope::ConnectionsWrite,
+        Scope::ConnectionsUse,
+        Scope::SecretsExport,
+        Scope::Pairing,
+        Scope::PairingAdmin,
+        Scope::AuditRead,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scope::Admin => "admin",
+            Scope::KeypairsRead => "keypairs:read",
+            Scope::KeypairsWrite => "keypairs:write",
+            Scope::ConnectionsRead => "connections:read",
+            Scope::ConnectionsWrite => "connections:write",
+            Scope::ConnectionsUse => "connections:use",
+            Scope::SecretsExport => "secrets:export",
+            Scope::Pairing => "pairing",
+            Scope::PairingAdmin => "pairing:admin",
+            Scope::AuditRead => "audit:read",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Scope> {
+        Scope::ALL.into_iter().find(|s| s.as_str() == text)
+    }
+
+    /// Whether holding `self` grants `needed`.
+    pub fn implies(self, needed: Scope) -> bool {
+        self == needed
+            || self == Scope::Admin
+            || matches!(
+                (self, needed),
+                (Scope::KeypairsWrite, Scope::KeypairsRead)
+                    | (Scope::ConnectionsWrite, Scope::ConnectionsRead)
+            )
+    }
+}
+
+impl std::fmt::Display for Scope {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Whether any of `held` grants `needed`.
+pub fn grants(held: &[Scope], needed: Scope) -> bool {
+    held.iter().any(|s| s.implies(needed))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn implications_follow_the_policy() {
+        assert!(grants(&[Scope::Admin], Scope::SecretsExport));
+        assert!(grants(&[Scope::KeypairsWrite], Scope::KeypairsRead));
+        assert!(!grants(&[Scope::KeypairsRead], Scope::KeypairsWrite));
+        assert!(!grants(&[Scope::ConnectionsWrite], Scope::ConnectionsUse));
+        assert!(!grants(&[Scope::KeypairsWrite], Scope::SecretsExport));
+        assert!(!grants(&[Scope::AuditRead], Scope::Admin));
+        assert!(!grants(&[], Scope::AuditRead));
+    }
+
+    #[test]
+    fn names_round_trip() {
+        for scope in Scope::ALL {
+            assert_eq!(Scope::parse(scope.as_str()), Some(scope));
+            let json = serde_json::to_string(&scope).unwrap();
+            assert_eq!(json, format!("\"{}\"", scope.as_str()));
+        }
+        assert_eq!(Scope::parse("root"), None);
+    }
+}
+
+/// A scope a handler requires, as a type, so the check can be an extractor that runs
+/// before the request body is read (see `gateway::Authorized`).
+pub trait RequiredScope {
+    const SCOPE: Scope;
+}
+
+/// Scope requirements usable as `Authorized<require::X>`.
+pub mod require {
+    use super::{RequiredScope, Scope};
+
+    pub struct Admin;
+    impl RequiredScope for Admin {
+        const SCOPE: Scope = Scope::Admin;
+    }
+}

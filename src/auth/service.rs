@@ -1,0 +1,160 @@
+//! API keys as the rest of credgate uses them: authenticate a presented secret, create,
+//! revoke, read and list.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use super::aggregate::{ApiKey, ApiKeyCommand, ApiKeyError, Rejection};
+use super::scope::Scope;
+use super::token::{ApiKeySecret, digest_of};
+use super::view::ApiKeyView;
+use crate::clock::Clock;
+use crate::names::Name;
+use crate::store::{
+    Aggregates, CommandError, CommandMetadata, ProjectionRunner, Store, StoreError, View,
+};
+
+/// The caller a request was authenticated as.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Principal {
+    pub key_id: Uuid,
+    pub name: String,
+    pub scopes: Vec<Scope>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AuthFailure {
+    #[error("API key rejected: {0:?}")]
+    Rejected(Rejection),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// A page of a list and the cursor of the next one.
+#[derive(Debug, Clone)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub next_after: Option<i64>,
+}
+
+pub struct ApiKeyService {
+    keys: Aggregates<ApiKey>,
+    store: Store,
+    clock: Arc<dyn Clock>,
+}
+
+impl ApiKeyService {
+    pub fn new(
+        store: &Store,
+        projections: Option<Arc<ProjectionRunner>>,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
+        Self {
+            keys: Aggregates::new(store, (), projections),
+            store: store.clone(),
+            clock,
+        }
+    }
+
+    pub fn now(&self) -> DateTime<Utc> {
+        self.clock.now()
+    }
+
+    /// Checks a presented secret against the event log itself (not a view), so a key
+    /// revoked through any process is refused by every process on its next request.
+    pub async fn authenticate(&self, presented: &str) -> Result<Principal, AuthFailure> {
+        let digest = digest_of(presented);
+        let key_id = digest.key_id();
+        let Some(loaded) = self.keys.load(&key_id.to_string()).await? else {
+            return Err(AuthFailure::Rejected(Rejection::Unknown));
+        };
+        loaded
+            .state
+            .check(&digest, self.clock.now())
+            .map_err(AuthFailure::Rejected)?;
+        Ok(Principal {
+            key_id,
+            name: loaded.state.name,
+            scopes: loaded.state.scopes,
+        })
+    }
+
+    /// Creates a key with `secret` (a fresh one when `None`); returns its id and secret.
+    pub async fn create(
+        &self,
+        name: Name,
+        scopes: Vec<Scope>,
+        expires_at: Option<DateTime<Utc>>,
+        secret: Option<ApiKeySecret>,
+        metadata: &CommandMetadata,
+    ) -> Result<(Uuid, ApiKeySecret, ApiKey), CommandError<ApiKeyError>> {
+        let secret = secret.unwrap_or_else(ApiKeySecret::generate);
+        let digest = secret.digest();
+        let id = digest.key_id();
+        let command = ApiKeyCommand::Create {
+            name,
+            scopes,
+            secret_sha256: digest.0,
+            expires_at,
+            now: metadata.occurred_at,
+        };
+        let committed = self
+            .keys
+            .execute(&id.to_string(), command, metadata)
+            .await?;
+        Ok((id, secret, committed.state))
+    }
+
+    pub async fn revoke(
+        &self,
+        id: Uuid,
+        metadata: &CommandMetadata,
+    ) -> Result<(), CommandError<ApiKeyError>> {
+        let command = ApiKeyCommand::Revoke {
+            now: metadata.occurred_at,
+        };
+        self.keys
+            .execute(&id.to_string(), command, metadata)
+            .await
+            .map(|_| ())
+    }
+
+    pub async fn get(&self, id: Uuid) -> Result<Option<ApiKeyView>, StoreError> {
+        match self
+            .store
+            .view_get(ApiKeyView::PROJECTION, &id.to_string())
+            .await?
+        {
+            Some(doc) => Ok(Some(serde_json::from_value(doc.payload)?)),
+            None => Ok(None),
+        }
+    }
+
+    pub async fn list(&self, after: i64, limit: i64) -> Result<Page<ApiKeyView>, StoreError> {
+        let mut docs = self
+            .store
+            .view_page(ApiKeyView::PROJECTION, after, limit + 1)
+            .await?;
+        let more = docs.len() as i64 > limit;
+        docs.truncate(usize::try_from(limit).unwrap_or(0));
+        let next_after = if more {
+            docs.last().map(|d| d.sort_key)
+        } else {
+            None
+        };
+        let items = docs
+            .into_iter()
+            .map(|d| serde_json::from_value(d.payload))
+            .collect::<Result<_, _>>()?;
+        Ok(Page { items, next_after })
+    }
+
+    /// Whether any API key was ever created (revoked ones count: the store is not new).
+    pub async fn any_exist(&self) -> Result<bool, StoreError> {
+        self.store
+            .has_events_of(<ApiKey as cqrs_es::Aggregate>::TYPE)
+            .await
+    }
+}

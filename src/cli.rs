@@ -1,0 +1,199 @@
+//! The command line: `serve`, `openapi`, `api-keys create`, `projections rebuild`.
+//! Errors end the process with one line on stderr and a non-zero exit code.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::{Parser, Subcommand};
+
+use crate::auth::bootstrap::{BOOTSTRAP_ENV, Bootstrap};
+use crate::auth::{ApiKeyService, Scope};
+use crate::clock::{Clock, SystemClock};
+use crate::config::{ConfigError, Settings, redact_url_password};
+use crate::gateway::{Application, StartOptions, all_plugins, all_projections, full_api_document};
+use crate::names::Name;
+use crate::store::{CommandMetadata, ProjectionRunner, Store};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "credgate",
+    version,
+    about = "Keeps SSH keypairs and SSH connections for backup and replication jobs, with an audit trail.",
+    propagate_version = true
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, clap::Args)]
+struct ConfigArg {
+    /// TOML configuration file; CREDGATE_* environment variables override it.
+    #[arg(long, env = "CREDGATE_CONFIG", value_name = "FILE")]
+    config: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the HTTP service (SQLite in ./credgate-data unless configured otherwise).
+    Serve(ConfigArg),
+    /// Print the OpenAPI document of every plugin as JSON.
+    Openapi,
+    /// Manage API keys directly in the store, without the HTTP API.
+    #[command(subcommand)]
+    ApiKeys(ApiKeysCommand),
+    /// Maintain the read models.
+    #[command(subcommand)]
+    Projections(ProjectionsCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum ApiKeysCommand {
+    /// Create an API key and print its secret (e.g. to recover a lost admin key).
+    Create {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// A label for the key.
+        #[arg(long)]
+        name: String,
+        /// Scopes, e.g. `admin` or `keypairs:read,audit:read`.
+        #[arg(long, required = true, num_args = 1.., value_delimiter = ',')]
+        scopes: Vec<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum ProjectionsCommand {
+    /// Replay the whole event log into fresh views (progress on stderr).
+    Rebuild(ConfigArg),
+}
+
+pub fn run() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => return fail(&anyhow::anyhow!("cannot start the async runtime: {e}")),
+    };
+    match runtime.block_on(dispatch(cli.command)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => fail(&e),
+    }
+}
+
+fn fail(error: &anyhow::Error) -> ExitCode {
+    let line = format!("{error:#}").replace(['\n', '\r'], " ");
+    eprintln!("credgate: {line}");
+    ExitCode::from(if error.is::<ConfigError>() { 2 } else { 1 })
+}
+
+async fn dispatch(command: Command) -> anyhow::Result<()> {
+    match command {
+        Command::Serve(args) => serve(args).await,
+        Command::Openapi => {
+            println!("{}", serde_json::to_string_pretty(&full_api_document())?);
+            Ok(())
+        }
+        Command::ApiKeys(ApiKeysCommand::Create {
+            config,
+            name,
+            scopes,
+        }) => create_api_key(config, &name, &scopes).await,
+        Command::Projections(ProjectionsCommand::Rebuild(args)) => rebuild(args).await,
+    }
+}
+
+async fn serve(args: ConfigArg) -> anyhow::Result<()> {
+    let settings = Settings::load(args.config.as_deref())?;
+    crate::telemetry::init(settings.log_format, &settings.log_level);
+    let data_dir = settings.data_dir.clone();
+    let store_kind = settings.database_url.clone();
+    let options = StartOptions {
+        bootstrap_admin_key: std::env::var(BOOTSTRAP_ENV).ok(),
+        clock: Arc::new(SystemClock),
+    };
+    let app = Application::build(settings, options).await?;
+    tracing::info!(
+        url = %app.base_url(),
+        store = %redact_url_password(store_kind.as_str()),
+        "credgate is listening; API docs at {}/docs/",
+        app.base_url()
+    );
+    match app.bootstrap() {
+        Bootstrap::WrittenTo(path) => {
+            tracing::info!(path = %path.display(), "created the first admin API key; it is in this file (mode 0600)");
+        }
+        Bootstrap::FromEnvironment => {
+            tracing::info!("created the first admin API key from {BOOTSTRAP_ENV}");
+        }
+        Bootstrap::NotNeeded => {
+            let file = data_dir.join(crate::auth::bootstrap::ADMIN_KEY_FILE);
+            if file.exists() {
+                tracing::info!(path = %file.display(), "the bootstrap admin API key is in this file");
+            }
+        }
+    }
+    app.run_until_stopped().await?;
+    Ok(())
+}
+
+/// Opens the store named by the configuration and brings its views up to date.
+async fn open_store(args: &ConfigArg) -> anyhow::Result<(Store, Arc<ProjectionRunner>)> {
+    let settings = Settings::load(args.config.as_deref())?;
+    let store = Store::open(&settings.database_url, &settings.database)
+        .await
+        .map_err(|e| {
+            anyhow::anyhow!(
+                "cannot open the store at {}: {e}",
+                redact_url_password(settings.database_url.as_str())
+            )
+        })?;
+    let runner = Arc::new(ProjectionRunner::new(
+        store.clone(),
+        all_projections(&all_plugins()),
+    ));
+    Ok((store, runner))
+}
+
+async fn create_api_key(args: ConfigArg, name: &str, scopes: &[String]) -> anyhow::Result<()> {
+    let name = Name::parse(name).map_err(|m| anyhow::anyhow!("--name {m}"))?;
+    let scopes = scopes
+        .iter()
+        .map(|s| {
+            Scope::parse(s.trim()).ok_or_else(|| anyhow::anyhow!("--scopes: unknown scope `{s}`"))
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let (store, runner) = open_store(&args).await?;
+    let clock = SystemClock;
+    let service = ApiKeyService::new(&store, Some(runner), Arc::new(clock));
+    let metadata = CommandMetadata::local("cli", clock.now());
+    let (id, secret, key) = service
+        .create(name, scopes, None, None, &metadata)
+        .await
+        .map_err(|e| anyhow::anyhow!("could not create the API key: {e}"))?;
+    let printed = serde_json::json!({
+        "id": id,
+        "name": key.name,
+        "scopes": key.scopes,
+        "secret": secret.expose(),
+    });
+    println!("{printed}");
+    store.close().await;
+    Ok(())
+}
+
+async fn rebuild(args: ConfigArg) -> anyhow::Result<()> {
+    let (store, runner) = open_store(&args).await?;
+    let total = runner
+        .rebuild(|projection, applied| eprintln!("rebuilding {projection}: {applied} events read"))
+        .await?;
+    eprintln!(
+        "rebuilt {} view(s) from {total} events",
+        runner.projection_names().len()
+    );
+    store.close().await;
+    Ok(())
+}

@@ -1,0 +1,253 @@
+//! Builds and runs the service: opens the store, starts the projection runner, makes
+//! sure an admin key exists, and serves the enabled plugins.
+
+use std::net::{SocketAddr, TcpListener};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::dev::Server;
+use actix_web::middleware::from_fn;
+use actix_web::{App, HttpServer, web};
+use tracing_actix_web::TracingLogger;
+use utoipa::OpenApi;
+use utoipa_actix_web::AppExt;
+use utoipa_actix_web::service_config::ServiceConfig;
+use utoipa_swagger_ui::SwaggerUi;
+
+use super::caller::TrustedProxies;
+use super::json::BodyLimit;
+use super::limits::{self, RequestTimeout};
+use super::openapi::BaseDoc;
+use super::plugin::{Plugin, all_plugins, select_plugins};
+use super::request_id::request_id_middleware;
+use super::tracing_span::CredgateRootSpan;
+use super::{health, tls};
+use crate::auth::bootstrap::{Bootstrap, ensure_admin_key};
+use crate::auth::{ApiKeyService, require_api_key};
+use crate::clock::{Clock, SystemClock};
+use crate::config::{Settings, redact_url_password};
+use crate::store::{ProjectionRunner, Store};
+
+/// What a plugin's routes may use when the service is running.
+#[derive(Clone)]
+pub struct Runtime {
+    pub store: Store,
+    pub projections: Arc<ProjectionRunner>,
+    pub clock: Arc<dyn Clock>,
+    pub settings: Arc<Settings>,
+}
+
+/// Inputs that are not settings: secrets from the environment and the clock.
+pub struct StartOptions {
+    pub bootstrap_admin_key: Option<String>,
+    pub clock: Arc<dyn Clock>,
+}
+
+impl Default for StartOptions {
+    fn default() -> Self {
+        Self {
+            bootstrap_admin_key: None,
+            clock: Arc::new(SystemClock),
+        }
+    }
+}
+
+/// A service that is listening and ready to be run.
+pub struct Application {
+    server: Server,
+    local_addr: SocketAddr,
+    https: bool,
+    poller: tokio::task::JoinHandle<()>,
+    store: Store,
+    bootstrap: Bootstrap,
+}
+
+/// The OpenAPI document of the given plugins (all of them for `credgate openapi`).
+pub fn api_document(plugins: &[Arc<dyn Plugin>]) -> utoipa::openapi::OpenApi {
+    let (_, document) = App::new()
+        .into_utoipa_app()
+        .openapi(BaseDoc::openapi())
+        .configure(|cfg| mount(cfg, plugins, None))
+        .split_for_parts();
+    document
+}
+
+/// The document of every plugin, as `credgate openapi` prints it.
+pub fn full_api_document() -> utoipa::openapi::OpenApi {
+    api_document(&all_plugins())
+}
+
+fn mount(cfg: &mut ServiceConfig, plugins: &[Arc<dyn Plugin>], runtime: Option<&Runtime>) {
+    cfg.service(health::live).service(health::ready);
+    cfg.service(
+        utoipa_actix_web::scope("/api/v1")
+            .wrap(from_fn(require_api_key))
+            .configure(|api| {
+                for plugin in plugins {
+                    plugin.routes(api, runtime);
+                }
+            }),
+    );
+}
+
+/// The projections every process keeps, whatever plugins it serves.
+pub fn all_projections(plugins: &[Arc<dyn Plugin>]) -> Vec<Arc<dyn crate::store::Projection>> {
+    plugins.iter().flat_map(|p| p.projections()).collect()
+}
+
+impl Application {
+    pub async fn build(settings: Settings, options: StartOptions) -> anyhow::Result<Self> {
+        tls::install_crypto_provider();
+        let plugins = select_plugins(settings.plugins.as_deref())?;
+        let tls_config = settings.tls.as_ref().map(tls::server_config).transpose()?;
+        let listener = TcpListener::bind(settings.listen).map_err(|e| {
+            anyhow::anyhow!(
+                "invalid setting `listen`: cannot listen on {}: {e}",
+                settings.listen
+            )
+        })?;
+        let local_addr = listener.local_addr()?;
+
+        let store = Store::open(&settings.database_url, &settings.database)
+            .await
+            .map_err(|e| {
+                anyhow::anyhow!(
+                    "cannot open the store at {}: {e}",
+                    redact_url_password(settings.database_url.as_str())
+                )
+            })?;
+        let projections = Arc::new(ProjectionRunner::new(
+            store.clone(),
+            all_projections(&plugins),
+        ));
+        projections.catch_up().await?;
+
+        let api_keys = Arc::new(ApiKeyService::new(
+            &store,
+            Some(projections.clone()),
+            options.clock.clone(),
+        ));
+        let bootstrap = ensure_admin_key(
+            &api_keys,
+            &settings.data_dir,
+            options.bootstrap_admin_key.as_deref(),
+        )
+        .await?;
+
+        let poller =
+            spawn_projection_poller(projections.clone(), settings.projection_poll_interval);
+        let settings = Arc::new(settings);
+        let runtime = Runtime {
+            store: store.clone(),
+            projections,
+            clock: options.clock,
+            settings: settings.clone(),
+        };
+        let api_keys = web::Data::from(api_keys);
+        let store_data = web::Data::new(store.clone());
+        let factory = move || {
+            App::new()
+                .app_data(store_data.clone())
+                .app_data(api_keys.clone())
+                .app_data(BodyLimit(runtime.settings.limits.body_bytes))
+                .app_data(RequestTimeout(runtime.settings.limits.request_timeout))
+                .app_data(TrustedProxies(runtime.settings.trusted_proxies.clone()))
+                .app_data(limits::path_config())
+                .app_data(limits::query_config())
+                .wrap(from_fn(limits::request_timeout_middleware))
+                .wrap(TracingLogger::<CredgateRootSpan>::new())
+                .wrap(from_fn(request_id_middleware))
+                .into_utoipa_app()
+                .openapi(BaseDoc::openapi())
+                .configure(|cfg| mount(cfg, &plugins, Some(&runtime)))
+                .openapi_service(|document| {
+                    SwaggerUi::new("/docs/{_:.*}").url("/api/openapi.json", document)
+                })
+                .into_app()
+                .default_service(web::to(limits::not_found))
+        };
+        let mut server = HttpServer::new(factory)
+            // Headers must arrive within this time (slow-loris protection).
+            .client_request_timeout(Duration::from_secs(10))
+            .shutdown_timeout(10);
+        if let Some(workers) = settings.workers {
+            server = server.workers(workers);
+        }
+        let https = tls_config.is_some();
+        let server = match tls_config {
+            Some(config) => server.listen_rustls_0_23(listener, config)?,
+            None => server.listen(listener)?,
+        }
+        .run();
+        Ok(Self {
+            server,
+            local_addr,
+            https,
+            poller,
+            store,
+            bootstrap,
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    pub fn base_url(&self) -> String {
+        let scheme = if self.https { "https" } else { "http" };
+        format!("{scheme}://{}", self.local_addr)
+    }
+
+    pub fn bootstrap(&self) -> &Bootstrap {
+        &self.bootstrap
+    }
+
+    /// Where the bootstrap admin key was written on this start, if it was.
+    pub fn admin_key_file(&self) -> Option<PathBuf> {
+        match &self.bootstrap {
+            Bootstrap::WrittenTo(path) => Some(path.clone()),
+            _ => None,
+        }
+    }
+
+    pub fn handle(&self) -> actix_web::dev::ServerHandle {
+        self.server.handle()
+    }
+
+    /// Serves until the server is stopped (SIGINT/SIGTERM or its handle).
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        let result = self.server.await;
+        self.poller.abort();
+        self.store.close().await;
+        result
+    }
+}
+
+/// Looks for events written by other processes, every `interval`. A failure is logged
+/// once when it starts and once when it ends, not on every tick of an outage.
+fn spawn_projection_poller(
+    runner: Arc<ProjectionRunner>,
+    interval: Duration,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut ticker = tokio::time::interval(interval);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut failing = false;
+        loop {
+            ticker.tick().await;
+            match runner.catch_up().await {
+                Ok(_) if failing => {
+                    failing = false;
+                    tracing::info!("projections are catching up again");
+                }
+                Ok(_) => {}
+                Err(error) if !failing => {
+                    failing = true;
+                    tracing::warn!(%error, "projection catch-up failed; retrying");
+                }
+                Err(_) => {}
+            }
+        }
+    })
+}

@@ -1,0 +1,57 @@
+//! Liveness and readiness, for orchestrators and load balancers. No authentication.
+
+use std::time::Duration;
+
+use actix_web::{HttpResponse, get, web};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use super::problem::{ApiError, Problem};
+use crate::store::Store;
+
+/// How long readiness waits for the store before calling it unavailable.
+const READY_TIMEOUT: Duration = Duration::from_secs(2);
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct HealthStatus {
+    /// `ok`
+    pub status: &'static str,
+}
+
+/// The process is up.
+#[utoipa::path(tag = "health", responses((status = 200, body = HealthStatus)))]
+#[get("/health/live")]
+pub async fn live() -> HttpResponse {
+    HttpResponse::Ok().json(HealthStatus { status: "ok" })
+}
+
+/// The process can reach its store.
+#[utoipa::path(
+    tag = "health",
+    responses(
+        (status = 200, body = HealthStatus),
+        (status = 503, description = "Store unreachable", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+#[get("/health/ready")]
+pub async fn ready(store: web::Data<Store>) -> Result<HttpResponse, ApiError> {
+    match tokio::time::timeout(READY_TIMEOUT, store.ping()).await {
+        Ok(Ok(())) => Ok(HttpResponse::Ok().json(HealthStatus { status: "ok" })),
+        Ok(Err(e)) => Err(ApiError::unavailable(
+            "store_unavailable",
+            format!("the store is not reachable: {}", short(&e)),
+        )),
+        Err(_) => Err(ApiError::unavailable(
+            "store_unavailable",
+            "the store did not answer in time",
+        )),
+    }
+}
+
+fn short(err: &crate::store::StoreError) -> &'static str {
+    if err.is_unavailable() {
+        "unavailable"
+    } else {
+        "error"
+    }
+}

@@ -1,0 +1,25 @@
+//! The HTTP gateway: builds the actix-web app from the enabled plugins, with the
+//! middleware every request passes (request id, tracing, time limit, authentication
+//! under `/api/v1`) and one error format (`application/problem+json`).
+
+mod app;
+mod caller;
+mod health;
+mod json;
+mod limits;
+mod openapi;
+pub mod pagination;
+mod plugin;
+mod problem;
+mod request_id;
+mod tls;
+mod tracing_span;
+
+pub use app::{
+    Application, Runtime, StartOptions, all_projections, api_document, full_api_document,
+};
+pub use caller::{Authorized, Caller, TrustedProxies};
+pub use json::{BodyLimit, JsonBody};
+pub use plugin::{Plugin, all_plugins, select_plugins};
+pub use problem::{ApiError, FieldError, PROBLEM_JSON, Problem};
+pub use request_id::{REQUEST_ID_HEADER, RequestId, current_request_id};

@@ -1,0 +1,81 @@
+//! Capabilities are plugins: each brings its routes (documented through utoipa), and the
+//! projections it owns. Which ones run is configuration (`plugins`).
+
+use std::sync::Arc;
+
+use utoipa_actix_web::service_config::ServiceConfig;
+
+use super::Runtime;
+use crate::auth::ApiKeysPlugin;
+use crate::config::ConfigError;
+use crate::store::Projection;
+
+pub trait Plugin: Send + Sync + 'static {
+    /// The name used in the `plugins` setting.
+    fn name(&self) -> &'static str;
+    /// Other plugins that must be enabled with this one.
+    fn requires(&self) -> &'static [&'static str] {
+        &[]
+    }
+    /// The read models this plugin owns; the projection runner keeps them current.
+    fn projections(&self) -> Vec<Arc<dyn Projection>>;
+    /// Registers the plugin's handlers under `/api/v1` (behind authentication). Every
+    /// handler goes through `.service(...)` so it is documented. `runtime` is `None`
+    /// when the app is built only to produce the OpenAPI document.
+    fn routes(&self, cfg: &mut ServiceConfig, runtime: Option<&Runtime>);
+}
+
+/// Plugins that are always on, whatever the configuration says.
+const ALWAYS_ON: &[&str] = &["api-keys"];
+
+/// Every plugin credgate has, in mounting order.
+pub fn all_plugins() -> Vec<Arc<dyn Plugin>> {
+    vec![Arc::new(ApiKeysPlugin)]
+}
+
+/// The plugins `enabled` asks for (all when `None`), checked for unknown names and
+/// missing dependencies.
+pub fn select_plugins(enabled: Option<&[String]>) -> Result<Vec<Arc<dyn Plugin>>, ConfigError> {
+    let all = all_plugins();
+    let Some(enabled) = enabled else {
+        return Ok(all);
+    };
+    let known: Vec<&str> = all.iter().map(|p| p.name()).collect();
+    if let Some(unknown) = enabled.iter().find(|n| !known.contains(&n.as_str())) {
+        return Err(ConfigError::new(
+            "plugins",
+            &format!("unknown plugin `{unknown}` (known: {})", known.join(", ")),
+        ));
+    }
+    let chosen: Vec<Arc<dyn Plugin>> = all
+        .into_iter()
+        .filter(|p| ALWAYS_ON.contains(&p.name()) || enabled.iter().any(|n| n == p.name()))
+        .collect();
+    for plugin in &chosen {
+        for needed in plugin.requires() {
+            if !chosen.iter().any(|p| p.name() == *needed) {
+                return Err(ConfigError::new(
+                    "plugins",
+                    &format!("`{}` requires `{needed}`", plugin.name()),
+                ));
+            }
+        }
+    }
+    Ok(chosen)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_plugins_are_refused_and_api_keys_is_always_on() {
+        let err = select_plugins(Some(&["nope".to_owned()])).err().unwrap();
+        assert!(err.to_string().contains("`plugins`"));
+        let chosen = select_plugins(Some(&[])).unwrap();
+        assert_eq!(
+            chosen.iter().map(|p| p.name()).collect::<Vec<_>>(),
+            vec!["api-keys"]
+        );
+    }
+}

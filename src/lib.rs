@@ -1,0 +1,12 @@
+//! credgate keeps SSH keypairs and SSH connections for backup and replication jobs, as an
+//! event-sourced, API-first gateway. See DESIGN.md for the shape; `main.rs` only parses
+//! the command line and calls [`cli::run`].
+
+pub mod auth;
+pub mod cli;
+pub mod clock;
+pub mod config;
+pub mod gateway;
+pub mod names;
+pub mod store;
+pub mod telemetry;

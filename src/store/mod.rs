@@ -1,0 +1,124 @@
+//! The event store and read models, on PostgreSQL or SQLite behind one type.
+//!
+//! The backend is chosen once, from `database_url`. Everything that differs between the
+//! two databases lives in `postgres.rs` and `sqlite.rs`; the rest of credgate sees
+//! [`Store`], [`Aggregates`] and [`ProjectionRunner`].
+
+mod aggregates;
+mod error;
+mod event_log;
+mod metadata;
+mod migrations;
+mod postgres;
+mod projections;
+mod sqlite;
+mod views;
+
+pub use aggregates::{Aggregates, Committed, Loaded};
+pub use error::{CommandError, StoreError};
+pub use event_log::{Position, StoredEvent};
+pub use metadata::CommandMetadata;
+pub use projections::{Projection, ProjectionRunner, View, ViewProjection};
+pub use views::{ViewChange, ViewDoc};
+
+use sqlx::{PgPool, SqlitePool};
+
+use crate::config::{DatabaseSettings, DatabaseUrl};
+use projections::ProjectionTx;
+
+#[derive(Clone)]
+pub enum Store {
+    Postgres(PgPool),
+    Sqlite(SqlitePool),
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.kind())
+    }
+}
+
+impl Store {
+    /// Opens the store and brings its schema up to date.
+    pub async fn open(url: &DatabaseUrl, settings: &DatabaseSettings) -> Result<Self, StoreError> {
+        let store = match url {
+            DatabaseUrl::Postgres(url) => Self::Postgres(postgres::pool(url, settings)?),
+            DatabaseUrl::Sqlite(url) => Self::Sqlite(sqlite::pool(url, settings)?),
+        };
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Postgres(_) => "postgres",
+            Self::Sqlite(_) => "sqlite",
+        }
+    }
+
+    async fn migrate(&self) -> Result<(), StoreError> {
+        match self {
+            Self::Postgres(pool) => postgres::migrate(pool).await,
+            Self::Sqlite(pool) => sqlite::migrate(pool).await,
+        }
+    }
+
+    /// Succeeds when the database answers a query.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        match self {
+            Self::Postgres(pool) => sqlx::query("SELECT 1").execute(pool).await.map(|_| ())?,
+            Self::Sqlite(pool) => sqlx::query("SELECT 1").execute(pool).await.map(|_| ())?,
+        }
+        Ok(())
+    }
+
+    pub async fn close(&self) {
+        match self {
+            Self::Postgres(pool) => pool.close().await,
+            Self::Sqlite(pool) => pool.close().await,
+        }
+    }
+
+    /// Whether any event of this aggregate type was ever written.
+    pub async fn has_events_of(&self, aggregate_type: &str) -> Result<bool, StoreError> {
+        match self {
+            Self::Postgres(pool) => postgres::has_events_of(pool, aggregate_type).await,
+            Self::Sqlite(pool) => sqlite::has_events_of(pool, aggregate_type).await,
+        }
+    }
+
+    pub async fn view_get(
+        &self,
+        projection: &str,
+        view_id: &str,
+    ) -> Result<Option<ViewDoc>, StoreError> {
+        match self {
+            Self::Postgres(pool) => postgres::view_get(pool, projection, view_id).await,
+            Self::Sqlite(pool) => sqlite::view_get(pool, projection, view_id).await,
+        }
+    }
+
+    /// Up to `limit` documents whose sort key is greater than `after_sort_key`, in order.
+    pub async fn view_page(
+        &self,
+        projection: &str,
+        after_sort_key: i64,
+        limit: i64,
+    ) -> Result<Vec<ViewDoc>, StoreError> {
+        match self {
+            Self::Postgres(pool) => {
+                postgres::view_page(pool, projection, after_sort_key, limit).await
+            }
+            Self::Sqlite(pool) => sqlite::view_page(pool, projection, after_sort_key, limit).await,
+        }
+    }
+
+    async fn begin_projection_tx(&self) -> Result<Box<dyn ProjectionTx>, StoreError> {
+        Ok(match self {
+            Self::Postgres(pool) => Box::new(postgres::PgProjectionTx(pool.begin().await?)),
+            Self::Sqlite(pool) => Box::new(sqlite::SqliteProjectionTx(
+                pool.begin_with("BEGIN IMMEDIATE").await?,
+            )),
+        })
+    }
+}

@@ -1,0 +1,207 @@
+//! Projections and the runner that keeps them current.
+//!
+//! cqrs-es hands events to in-process queries only after the commit and loses the update
+//! if the process stops in between, so credgate does not use its queries. Instead every
+//! process runs one [`ProjectionRunner`] that reads the event log after each view's
+//! checkpoint and applies the events in the same transaction that moves the checkpoint.
+//! It runs at start (catch-up), after each command, and periodically (to see writes of
+//! other processes). A view document also records the aggregate version it reflects, so
+//! applying an event twice changes nothing.
+
+use std::marker::PhantomData;
+use std::sync::Arc;
+
+use cqrs_es::{Aggregate, EventEnvelope};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use super::event_log::{Position, StoredEvent};
+use super::views::{ViewChange, ViewDoc};
+use super::{Store, StoreError};
+
+/// How many events one transaction applies at most.
+const BATCH: i64 = 500;
+
+/// A read model fed from the event log.
+pub trait Projection: Send + Sync + 'static {
+    /// The name its checkpoint and documents are stored under. A persisted contract.
+    fn name(&self) -> &'static str;
+    /// The aggregate type whose events it reads; others only move its checkpoint.
+    fn aggregate_type(&self) -> &'static str;
+    /// What `event` does to the document of its aggregate (`current`, if there is one).
+    fn project(
+        &self,
+        current: Option<&ViewDoc>,
+        event: &StoredEvent,
+    ) -> Result<ViewChange, StoreError>;
+}
+
+/// A typed view of one aggregate: the usual way to write a projection.
+pub trait View: Serialize + DeserializeOwned + Send + Sync + 'static {
+    type Aggregate: Aggregate;
+    /// See [`Projection::name`].
+    const PROJECTION: &'static str;
+    /// The view after `event`; `None` removes it.
+    fn apply(current: Option<Self>, event: &EventEnvelope<Self::Aggregate>) -> Option<Self>;
+}
+
+/// Adapts a [`View`] to a [`Projection`].
+pub struct ViewProjection<V>(PhantomData<fn() -> V>);
+
+impl<V: View> ViewProjection<V> {
+    pub fn shared() -> Arc<dyn Projection> {
+        Arc::new(Self(PhantomData))
+    }
+}
+
+impl<V: View> Projection for ViewProjection<V> {
+    fn name(&self) -> &'static str {
+        V::PROJECTION
+    }
+
+    fn aggregate_type(&self) -> &'static str {
+        V::Aggregate::TYPE
+    }
+
+    fn project(
+        &self,
+        current: Option<&ViewDoc>,
+        event: &StoredEvent,
+    ) -> Result<ViewChange, StoreError> {
+        if current.is_some_and(|doc| doc.version >= event.sequence) {
+            return Ok(ViewChange::Unchanged);
+        }
+        let envelope = EventEnvelope::<V::Aggregate> {
+            aggregate_id: event.aggregate_id.clone(),
+            sequence: usize::try_from(event.sequence).unwrap_or_default(),
+            payload: serde_json::from_value(event.payload.clone())?,
+            metadata: event.metadata.clone(),
+        };
+        let view: Option<V> = current
+            .map(|doc| serde_json::from_value(doc.payload.clone()))
+            .transpose()?;
+        Ok(match V::apply(view, &envelope) {
+            Some(updated) => ViewChange::Put(ViewDoc {
+                view_id: event.aggregate_id.clone(),
+                version: event.sequence,
+                sort_key: current.map_or(event.at.position, |doc| doc.sort_key),
+                payload: serde_json::to_value(updated)?,
+            }),
+            None if current.is_some() => ViewChange::Delete,
+            None => ViewChange::Unchanged,
+        })
+    }
+}
+
+/// The store operations one projection batch needs, inside one transaction.
+#[async_trait::async_trait]
+pub(super) trait ProjectionTx: Send {
+    /// Reads (creating if needed) and locks the projection's checkpoint, so two
+    /// processes never apply the same events to the same view at once.
+    async fn lock_checkpoint(&mut self, projection: &str) -> Result<Position, StoreError>;
+    async fn events_after(
+        &mut self,
+        at: Position,
+        limit: i64,
+    ) -> Result<Vec<StoredEvent>, StoreError>;
+    async fn load_doc(
+        &mut self,
+        projection: &str,
+        view_id: &str,
+    ) -> Result<Option<ViewDoc>, StoreError>;
+    async fn put_doc(&mut self, projection: &str, doc: &ViewDoc) -> Result<(), StoreError>;
+    async fn delete_doc(&mut self, projection: &str, view_id: &str) -> Result<(), StoreError>;
+    async fn save_checkpoint(&mut self, projection: &str, at: Position) -> Result<(), StoreError>;
+    /// Forgets every document and the checkpoint, for a rebuild.
+    async fn reset(&mut self, projection: &str) -> Result<(), StoreError>;
+    async fn commit(self: Box<Self>) -> Result<(), StoreError>;
+}
+
+/// Keeps every projection of this process up to date with the event log.
+pub struct ProjectionRunner {
+    store: Store,
+    projections: Vec<Arc<dyn Projection>>,
+    /// One pass at a time within this process; across processes the checkpoint lock
+    /// does the same.
+    serial: tokio::sync::Mutex<()>,
+}
+
+impl ProjectionRunner {
+    pub fn new(store: Store, projections: Vec<Arc<dyn Projection>>) -> Self {
+        Self {
+            store,
+            projections,
+            serial: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    pub fn projection_names(&self) -> Vec<&'static str> {
+        self.projections.iter().map(|p| p.name()).collect()
+    }
+
+    /// Applies every event not yet applied; returns how many events were read.
+    pub async fn catch_up(&self) -> Result<u64, StoreError> {
+        let _one_pass = self.serial.lock().await;
+        let mut total = 0;
+        for projection in &self.projections {
+            loop {
+                let mut tx = self.store.begin_projection_tx().await?;
+                let read = apply_batch(tx.as_mut(), projection.as_ref()).await?;
+                tx.commit().await?;
+                total += read;
+                if read < BATCH as u64 {
+                    break;
+                }
+            }
+        }
+        Ok(total)
+    }
+
+    /// Replays the whole log into fresh views. Each view is rebuilt in one transaction,
+    /// so readers see the old view until the new one is complete.
+    pub async fn rebuild(&self, mut progress: impl FnMut(&str, u64)) -> Result<u64, StoreError> {
+        let _one_pass = self.serial.lock().await;
+        let mut total = 0;
+        for projection in &self.projections {
+            let mut tx = self.store.begin_projection_tx().await?;
+            tx.reset(projection.name()).await?;
+            let mut applied = 0;
+            loop {
+                let read = apply_batch(tx.as_mut(), projection.as_ref()).await?;
+                applied += read;
+                progress(projection.name(), applied);
+                if read < BATCH as u64 {
+                    break;
+                }
+            }
+            tx.commit().await?;
+            total += applied;
+        }
+        Ok(total)
+    }
+}
+
+async fn apply_batch(
+    tx: &mut dyn ProjectionTx,
+    projection: &dyn Projection,
+) -> Result<u64, StoreError> {
+    let name = projection.name();
+    let from = tx.lock_checkpoint(name).await?;
+    let events = tx.events_after(from, BATCH).await?;
+    let Some(last) = events.last().map(|e| e.at) else {
+        return Ok(0);
+    };
+    for event in events
+        .iter()
+        .filter(|e| e.aggregate_type == projection.aggregate_type())
+    {
+        let current = tx.load_doc(name, &event.aggregate_id).await?;
+        match projection.project(current.as_ref(), event)? {
+            ViewChange::Unchanged => {}
+            ViewChange::Put(doc) => tx.put_doc(name, &doc).await?,
+            ViewChange::Delete => tx.delete_doc(name, &event.aggregate_id).await?,
+        }
+    }
+    tx.save_checkpoint(name, last).await?;
+    Ok(events.len() as u64)
+}
