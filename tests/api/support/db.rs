@@ -1,0 +1,166 @@
+//! Fresh databases per test: a new SQLite file, or a new PostgreSQL database on the server
+//! named by `CREDGATE_TEST_DATABASE_URL` (scripts/test sets it), dropped afterwards.
+
+use sqlx::Connection;
+use sqlx::postgres::PgConnection;
+
+pub const DEFAULT_TEST_SERVER: &str = "postgres://postgres@127.0.0.1:5432/postgres";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// The PostgreSQL server tests create their databases on.
+pub fn test_server_url() -> String {
+    std::env::var("CREDGATE_TEST_DATABASE_URL").unwrap_or_else(|_| DEFAULT_TEST_SERVER.to_owned())
+}
+
+/// Replaces the database name in a PostgreSQL URL.
+pub fn with_database(server_url: &str, database: &str) -> String {
+    let (base, query) = match server_url.split_once('?') {
+        Some((b, q)) => (b, Some(q)),
+        None => (server_url, None),
+    };
+    let after_scheme = base.find("://").map_or(0, |i| i + 3);
+    let root = match base[after_scheme..].find('/') {
+        Some(slash) => &base[..after_scheme + slash],
+        None => base,
+    };
+    match query {
+        Some(q) => format!("{root}/{database}?{q}"),
+        None => format!("{root}/{database}"),
+    }
+}
+
+/// A database that exists for one test.
+pub struct TestDb {
+    pub url: String,
+    postgres: Option<(String, String)>, // (server url, database name)
+    _dir: tempfile::TempDir,
+}
+
+impl TestDb {
+    pub async fn create(backend: Backend) -> TestDb {
+        let dir = tempfile::tempdir().expect("temp dir");
+        match backend {
+            Backend::Sqlite => TestDb {
+                url: format!("sqlite://{}/credgate.db", dir.path().display()),
+                postgres: None,
+                _dir: dir,
+            },
+            Backend::Postgres => {
+                let server = test_server_url();
+                let name = format!("credgate_test_{}", uuid::Uuid::new_v4().simple());
+                let mut conn = PgConnection::connect(&server).await.unwrap_or_else(|e| {
+                    panic!(
+                        "PostgreSQL tests need a server: {e}. Run scripts/test, or set \
+                         CREDGATE_TEST_DATABASE_URL (tried {server})"
+                    )
+                });
+                sqlx::query(&format!("CREATE DATABASE {name}"))
+                    .execute(&mut conn)
+                    .await
+                    .expect("create test database");
+                conn.close().await.ok();
+                TestDb {
+                    url: with_database(&server, &name),
+                    postgres: Some((server, name)),
+                    _dir: dir,
+                }
+            }
+        }
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        let Some((server, name)) = self.postgres.take() else {
+            return;
+        };
+        // Drop runs outside any runtime we may block; use a thread with its own.
+        let _ = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            runtime.block_on(async {
+                if let Ok(mut conn) = PgConnection::connect(&server).await {
+                    let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                        .execute(&mut conn)
+                        .await;
+                    let _ = conn.close().await;
+                }
+            });
+            Ok::<(), std::io::Error>(())
+        })
+        .join();
+    }
+}
+
+#[test]
+fn database_names_are_replaced_in_urls() {
+    assert_eq!(
+        with_database("postgres://postgres@127.0.0.1:5432/postgres", "x"),
+        "postgres://postgres@127.0.0.1:5432/x"
+    );
+    assert_eq!(
+        with_database("postgres://u@h:1/db?sslmode=disable", "y"),
+        "postgres://u@h:1/y?sslmode=disable"
+    );
+    assert_eq!(with_database("postgres://u@h", "z"), "postgres://u@h/z");
+}
+
+/// An event as stored, read straight from the events table.
+#[derive(Debug, Clone)]
+pub struct RawEvent {
+    pub aggregate_type: String,
+    pub aggregate_id: String,
+    pub sequence: i64,
+    pub event_type: String,
+    pub payload: String,
+    pub metadata: serde_json::Value,
+}
+
+/// Every stored event, in global order.
+pub async fn raw_events(database_url: &str) -> Vec<RawEvent> {
+    type Row = (String, String, i64, String, String, String);
+    let rows: Vec<Row> = if database_url.starts_with("sqlite:") {
+        let pool = sqlx::SqlitePool::connect(database_url)
+            .await
+            .expect("sqlite");
+        let rows = sqlx::query_as(
+            "SELECT aggregate_type, aggregate_id, sequence, event_type, payload, metadata FROM events \
+             ORDER BY position",
+        )
+        .fetch_all(&pool)
+        .await
+        .expect("events");
+        pool.close().await;
+        rows
+    } else {
+        let pool = sqlx::PgPool::connect(database_url).await.expect("postgres");
+        let rows = sqlx::query_as(
+            "SELECT aggregate_type, aggregate_id, sequence, event_type, payload::text, metadata::text \
+             FROM events \
+             ORDER BY commit_tx, position",
+        )
+        .fetch_all(&pool)
+        .await
+        .expect("events");
+        pool.close().await;
+        rows
+    };
+    rows.into_iter()
+        .map(
+            |(aggregate_type, aggregate_id, sequence, event_type, payload, meta)| RawEvent {
+                aggregate_type,
+                aggregate_id,
+                sequence,
+                event_type,
+                payload,
+                metadata: serde_json::from_str(&meta).expect("metadata json"),
+            },
+        )
+        .collect()
+}

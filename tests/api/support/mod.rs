@@ -1,0 +1,32 @@
+//! Test support: fresh stores, the app on port 0, a throwaway PostgreSQL cluster.
+
+pub mod app;
+pub mod clock;
+pub mod db;
+pub mod pg_cluster;
+
+pub use app::{CreatedKey, TestApp, eventually, problem};
+pub use db::{Backend, TestDb};
+
+/// Runs one async test body once per store: a fresh SQLite file and a fresh PostgreSQL
+/// database. The test names end in `::sqlite` and `::postgres`.
+#[macro_export]
+macro_rules! on_both_stores {
+    ($($name:ident),* $(,)?) => {
+        $(
+            mod $name {
+                use $crate::support::Backend;
+
+                #[tokio::test]
+                async fn sqlite() {
+                    super::$name(Backend::Sqlite).await;
+                }
+
+                #[tokio::test]
+                async fn postgres() {
+                    super::$name(Backend::Postgres).await;
+                }
+            }
+        )*
+    };
+}
