@@ -6,15 +6,11 @@ use serde_json::Value;
 
 use super::StoreError;
 
-/// Where an event sits in the global order. On PostgreSQL the order is
-/// (`commit_tx`, `position`): every event a reader has not seen yet was written by a
-/// transaction whose id is at least the oldest one still running when the reader looked,
-/// so it sorts after everything already read. On SQLite `commit_tx` is always 0.
+/// Where an event sits in the global order: the `position` column. Positions are handed
+/// out in commit order on both stores (see `migrations.rs`), so once a reader has seen a
+/// position, no event with a lower one can still appear.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord)]
-pub struct Position {
-    pub commit_tx: i64,
-    pub position: i64,
-}
+pub struct Position(pub i64);
 
 /// An event as stored, not yet turned into an aggregate's event type.
 #[derive(Debug, Clone)]
@@ -29,24 +25,18 @@ pub struct StoredEvent {
     pub at: Position,
 }
 
-/// The columns every event query selects, in this order (payload and metadata as text
-/// so both databases hand back the same type).
-pub(super) const PG_EVENT_COLUMNS: &str = "aggregate_type, aggregate_id, sequence, event_type, \
-     event_version, payload::text, metadata::text, commit_tx, position";
-pub(super) const SQLITE_EVENT_COLUMNS: &str = "aggregate_type, aggregate_id, sequence, event_type, \
-     event_version, payload, metadata, 0, position";
+/// One row of an event query: the columns of [`StoredEvent`] in order, with payload
+/// and metadata as text so both databases hand back the same types.
+pub(super) type EventRow = (String, String, i64, String, String, String, String, i64);
 
-pub(super) type EventRow = (
-    String,
-    String,
-    i64,
-    String,
-    String,
-    String,
-    String,
-    i64,
-    i64,
-);
+/// Events after a position, oldest first, at most a limit (`$1`, `$2`).
+pub(super) const PG_EVENTS_AFTER: &str = "SELECT aggregate_type, aggregate_id, sequence, \
+     event_type, event_version, payload::text, metadata::text, position \
+     FROM events WHERE position > $1 ORDER BY position LIMIT $2";
+
+pub(super) const SQLITE_EVENTS_AFTER: &str = "SELECT aggregate_type, aggregate_id, sequence, \
+     event_type, event_version, payload, metadata, position \
+     FROM events WHERE position > ?1 ORDER BY position LIMIT ?2";
 
 pub(super) fn from_row(row: EventRow) -> Result<StoredEvent, StoreError> {
     let (
@@ -57,8 +47,7 @@ pub(super) fn from_row(row: EventRow) -> Result<StoredEvent, StoreError> {
         event_version,
         payload,
         metadata,
-        tx,
-        pos,
+        position,
     ) = row;
     Ok(StoredEvent {
         aggregate_type,
@@ -68,27 +57,6 @@ pub(super) fn from_row(row: EventRow) -> Result<StoredEvent, StoreError> {
         event_version,
         payload: serde_json::from_str(&payload)?,
         metadata: serde_json::from_str(&metadata)?,
-        at: Position {
-            commit_tx: tx,
-            position: pos,
-        },
+        at: Position(position),
     })
-}
-
-/// Events after `after`, oldest first, at most `limit`. On PostgreSQL only events of
-/// transactions older than every running one are returned (see [`Position`]).
-pub(super) fn pg_events_after_sql() -> String {
-    format!(
-        "SELECT {PG_EVENT_COLUMNS} FROM events \
-         WHERE (commit_tx, position) > ($1, $2) \
-           AND commit_tx < pg_snapshot_xmin(pg_current_snapshot())::text::bigint \
-         ORDER BY commit_tx, position LIMIT $3"
-    )
-}
-
-pub(super) fn sqlite_events_after_sql() -> String {
-    format!(
-        "SELECT {SQLITE_EVENT_COLUMNS} FROM events WHERE position > ?1 \
-         ORDER BY position LIMIT ?2"
-    )
 }

@@ -2,12 +2,20 @@
 //! what credgate uses: the event table (with the columns postgres-es and sqlite-es
 //! write, plus a global position), projection checkpoints and view documents.
 //!
-//! Event positions: on PostgreSQL an identity column orders events, and the writing
-//! transaction's id (`commit_tx`) lets readers stop below the oldest transaction still
-//! running, so an event that commits late is never skipped (see `event_log`). postgres-es
-//! inserts named columns, so the defaults fill both. On SQLite writers are serialised,
-//! so an AUTOINCREMENT key is already commit order (`commit_tx` is always 0); the
-//! natural key is a UNIQUE constraint, whose violation code `error.rs` maps to a conflict.
+//! Event positions: every event gets a `position` that orders it among all events, and
+//! positions are handed out in commit order, so a projection that has read up to
+//! position N can never later meet an event below N (a "late commit").
+//! - SQLite: writers are serialised by the database, so an AUTOINCREMENT key is commit
+//!   order. The natural key is a UNIQUE constraint; `error.rs` maps its violation code.
+//! - PostgreSQL: an identity column alone is not commit order (a transaction can take
+//!   position 5, then commit after another took 6). A statement trigger takes a
+//!   transaction-scoped advisory lock before any event row is formed, so event-writing
+//!   transactions run one at a time from their first insert to their commit: the
+//!   position order is the commit order. The price is that event writes serialise,
+//!   which is fine for credential changes. (A first version read only below the oldest
+//!   running transaction id instead; that stalled every view while any transaction in
+//!   any database of the cluster stayed open.) postgres-es inserts named columns, so
+//!   the identity default fills `position`.
 
 pub const POSTGRES: &[&str] = &[
     "CREATE TABLE IF NOT EXISTS events (
@@ -19,13 +27,25 @@ pub const POSTGRES: &[&str] = &[
         payload        json NOT NULL,
         metadata       json NOT NULL,
         position       bigint GENERATED ALWAYS AS IDENTITY,
-        commit_tx      bigint NOT NULL DEFAULT (pg_current_xact_id()::text::bigint),
         PRIMARY KEY (aggregate_type, aggregate_id, sequence)
     )",
-    "CREATE INDEX IF NOT EXISTS events_commit_order ON events (commit_tx, position)",
+    "CREATE UNIQUE INDEX IF NOT EXISTS events_position ON events (position)",
+    "CREATE OR REPLACE FUNCTION credgate_serialize_event_writes() RETURNS trigger
+     LANGUAGE plpgsql AS $$
+     BEGIN
+         PERFORM pg_advisory_xact_lock(7245100101);
+         RETURN NULL;
+     END
+     $$",
+    "DO $$ BEGIN
+         IF NOT EXISTS (SELECT 1 FROM pg_trigger WHERE tgname = 'events_in_commit_order'
+                        AND tgrelid = 'events'::regclass) THEN
+             CREATE TRIGGER events_in_commit_order BEFORE INSERT ON events
+                 FOR EACH STATEMENT EXECUTE FUNCTION credgate_serialize_event_writes();
+         END IF;
+     END $$",
     "CREATE TABLE IF NOT EXISTS projection_checkpoints (
         projection text PRIMARY KEY,
-        commit_tx  bigint NOT NULL,
         position   bigint NOT NULL
     )",
     "CREATE TABLE IF NOT EXISTS view_documents (
@@ -53,7 +73,6 @@ pub const SQLITE: &[&str] = &[
     ) STRICT",
     "CREATE TABLE IF NOT EXISTS projection_checkpoints (
         projection text PRIMARY KEY,
-        commit_tx  integer NOT NULL,
         position   integer NOT NULL
     ) STRICT",
     "CREATE TABLE IF NOT EXISTS view_documents (

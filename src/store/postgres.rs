@@ -96,22 +96,19 @@ pub(super) struct PgProjectionTx(pub Transaction<'static, Postgres>);
 impl ProjectionTx for PgProjectionTx {
     async fn lock_checkpoint(&mut self, projection: &str) -> Result<Position, StoreError> {
         sqlx::query(
-            "INSERT INTO projection_checkpoints (projection, commit_tx, position) VALUES ($1, 0, 0) \
+            "INSERT INTO projection_checkpoints (projection, position) VALUES ($1, 0) \
              ON CONFLICT (projection) DO NOTHING",
         )
         .bind(projection)
         .execute(&mut *self.0)
         .await?;
-        let (commit_tx, position): (i64, i64) = sqlx::query_as(
-            "SELECT commit_tx, position FROM projection_checkpoints WHERE projection = $1 FOR UPDATE",
+        let position: i64 = sqlx::query_scalar(
+            "SELECT position FROM projection_checkpoints WHERE projection = $1 FOR UPDATE",
         )
         .bind(projection)
         .fetch_one(&mut *self.0)
         .await?;
-        Ok(Position {
-            commit_tx,
-            position,
-        })
+        Ok(Position(position))
     }
 
     async fn events_after(
@@ -119,9 +116,8 @@ impl ProjectionTx for PgProjectionTx {
         at: Position,
         limit: i64,
     ) -> Result<Vec<StoredEvent>, StoreError> {
-        let rows: Vec<EventRow> = sqlx::query_as(&event_log::pg_events_after_sql())
-            .bind(at.commit_tx)
-            .bind(at.position)
+        let rows: Vec<EventRow> = sqlx::query_as(event_log::PG_EVENTS_AFTER)
+            .bind(at.0)
             .bind(limit)
             .fetch_all(&mut *self.0)
             .await?;
@@ -171,14 +167,11 @@ impl ProjectionTx for PgProjectionTx {
     }
 
     async fn save_checkpoint(&mut self, projection: &str, at: Position) -> Result<(), StoreError> {
-        sqlx::query(
-            "UPDATE projection_checkpoints SET commit_tx = $2, position = $3 WHERE projection = $1",
-        )
-        .bind(projection)
-        .bind(at.commit_tx)
-        .bind(at.position)
-        .execute(&mut *self.0)
-        .await?;
+        sqlx::query("UPDATE projection_checkpoints SET position = $2 WHERE projection = $1")
+            .bind(projection)
+            .bind(at.0)
+            .execute(&mut *self.0)
+            .await?;
         Ok(())
     }
 

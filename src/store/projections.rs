@@ -84,7 +84,7 @@ impl<V: View> Projection for ViewProjection<V> {
             Some(updated) => ViewChange::Put(ViewDoc {
                 view_id: event.aggregate_id.clone(),
                 version: event.sequence,
-                sort_key: current.map_or(event.at.position, |doc| doc.sort_key),
+                sort_key: current.map_or(event.at.0, |doc| doc.sort_key),
                 payload: serde_json::to_value(updated)?,
             }),
             None if current.is_some() => ViewChange::Delete,

@@ -111,22 +111,18 @@ pub(super) struct SqliteProjectionTx(pub Transaction<'static, Sqlite>);
 impl ProjectionTx for SqliteProjectionTx {
     async fn lock_checkpoint(&mut self, projection: &str) -> Result<Position, StoreError> {
         sqlx::query(
-            "INSERT INTO projection_checkpoints (projection, commit_tx, position) VALUES (?1, 0, 0) \
+            "INSERT INTO projection_checkpoints (projection, position) VALUES (?1, 0) \
              ON CONFLICT (projection) DO NOTHING",
         )
         .bind(projection)
         .execute(&mut *self.0)
         .await?;
-        let (commit_tx, position): (i64, i64) = sqlx::query_as(
-            "SELECT commit_tx, position FROM projection_checkpoints WHERE projection = ?1",
-        )
-        .bind(projection)
-        .fetch_one(&mut *self.0)
-        .await?;
-        Ok(Position {
-            commit_tx,
-            position,
-        })
+        let position: i64 =
+            sqlx::query_scalar("SELECT position FROM projection_checkpoints WHERE projection = ?1")
+                .bind(projection)
+                .fetch_one(&mut *self.0)
+                .await?;
+        Ok(Position(position))
     }
 
     async fn events_after(
@@ -134,8 +130,8 @@ impl ProjectionTx for SqliteProjectionTx {
         at: Position,
         limit: i64,
     ) -> Result<Vec<StoredEvent>, StoreError> {
-        let rows: Vec<EventRow> = sqlx::query_as(&event_log::sqlite_events_after_sql())
-            .bind(at.position)
+        let rows: Vec<EventRow> = sqlx::query_as(event_log::SQLITE_EVENTS_AFTER)
+            .bind(at.0)
             .bind(limit)
             .fetch_all(&mut *self.0)
             .await?;
@@ -185,14 +181,11 @@ impl ProjectionTx for SqliteProjectionTx {
     }
 
     async fn save_checkpoint(&mut self, projection: &str, at: Position) -> Result<(), StoreError> {
-        sqlx::query(
-            "UPDATE projection_checkpoints SET commit_tx = ?2, position = ?3 WHERE projection = ?1",
-        )
-        .bind(projection)
-        .bind(at.commit_tx)
-        .bind(at.position)
-        .execute(&mut *self.0)
-        .await?;
+        sqlx::query("UPDATE projection_checkpoints SET position = ?2 WHERE projection = ?1")
+            .bind(projection)
+            .bind(at.0)
+            .execute(&mut *self.0)
+            .await?;
         Ok(())
     }
 

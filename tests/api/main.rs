@@ -4,4 +4,7 @@
 mod api_keys;
 mod auth;
 mod health;
+mod instances;
+mod outage;
+mod projections;
 mod support;

@@ -143,7 +143,7 @@ pub async fn raw_events(database_url: &str) -> Vec<RawEvent> {
         let rows = sqlx::query_as(
             "SELECT aggregate_type, aggregate_id, sequence, event_type, payload::text, metadata::text \
              FROM events \
-             ORDER BY commit_tx, position",
+             ORDER BY position",
         )
         .fetch_all(&pool)
         .await

@@ -1,0 +1,148 @@
+//! The projection runner: rebuilds reproduce the live views, and on PostgreSQL an event
+//! committed late (by a transaction that began before others that committed first) is
+//! still applied.
+
+use std::sync::Arc;
+
+use credgate::auth::{ApiKeyService, ApiKeyView};
+use credgate::clock::SystemClock;
+use credgate::config::{DatabaseSettings, DatabaseUrl, Settings};
+use credgate::store::{ProjectionRunner, Store, ViewProjection};
+use reqwest::StatusCode;
+use serde_json::Value;
+
+use crate::on_both_stores;
+use crate::support::{Backend, TestApp, TestDb};
+
+fn database_settings() -> DatabaseSettings {
+    Settings::defaults_in(std::path::Path::new("/nonexistent")).database
+}
+
+async fn rebuild_leaves_the_views_as_they_were(backend: Backend) {
+    let db = TestDb::create(backend).await;
+    let app = TestApp::spawn(&db.url).await;
+    for name in ["one", "two", "three"] {
+        app.create_key(name, &["audit:read"]).await;
+    }
+    let doomed = app.create_key("revoked", &["audit:read"]).await;
+    let revoke = app
+        .delete(
+            &format!("/api/v1/api-keys/{}", doomed.id),
+            Some(&app.admin_key),
+        )
+        .await;
+    assert_eq!(revoke.status(), StatusCode::NO_CONTENT);
+    let before: Vec<Value> = app.list_keys(&app.admin_key).await;
+    assert_eq!(before.len(), 5);
+
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_credgate"))
+        .args(["projections", "rebuild"])
+        .env("CREDGATE_DATABASE_URL", &db.url)
+        .env("CREDGATE_DATA_DIR", app.data_dir.path())
+        .output()
+        .expect("run credgate");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "rebuild failed: {stderr}");
+    assert!(
+        stderr.contains("rebuilding api_keys: 6 events read"),
+        "{stderr}"
+    );
+
+    let after = app.list_keys(&app.admin_key).await;
+    assert_eq!(after, before);
+}
+
+on_both_stores!(rebuild_leaves_the_views_as_they_were);
+
+#[tokio::test]
+async fn a_late_commit_is_not_skipped() {
+    let db = TestDb::create(Backend::Postgres).await;
+    let store = Store::open(&DatabaseUrl::parse(&db.url).unwrap(), &database_settings())
+        .await
+        .unwrap();
+    let runner = Arc::new(ProjectionRunner::new(
+        store.clone(),
+        vec![ViewProjection::<ApiKeyView>::shared()],
+    ));
+    let service = Arc::new(ApiKeyService::new(
+        &store,
+        Some(runner.clone()),
+        Arc::new(SystemClock),
+    ));
+    let pool = sqlx::PgPool::connect(&db.url).await.unwrap();
+
+    // A transaction writes an event and stays open...
+    let mut late = pool.begin().await.unwrap();
+    sqlx::query(
+        "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata) \
+         VALUES ('ApiKey', 'late-key', 1, 'ApiKeyCreated', '1', $1::json, '{}')",
+    )
+    .bind(
+        r#"{"ApiKeyCreated": {"name": "late", "scopes": ["audit:read"], "secret_sha256": "00",
+            "created_at": "2026-01-01T00:00:00Z", "expires_at": null}}"#,
+    )
+    .execute(&mut *late)
+    .await
+    .unwrap();
+
+    // ...while a command starts writing too; it cannot commit ahead of the open one.
+    let early = tokio::spawn({
+        let service = service.clone();
+        async move {
+            let metadata = credgate::store::CommandMetadata::local("test", chrono::Utc::now());
+            let name = credgate::names::Name::parse("early").unwrap();
+            service
+                .create(
+                    name,
+                    vec![credgate::auth::Scope::AuditRead],
+                    None,
+                    None,
+                    &metadata,
+                )
+                .await
+                .map(|_| ())
+        }
+    });
+    runner.catch_up().await.unwrap();
+    late.commit().await.unwrap();
+    early.await.unwrap().unwrap();
+    runner.catch_up().await.unwrap();
+
+    let page = service.list(0, 10).await.unwrap();
+    let names: Vec<&str> = page.items.iter().map(|v| v.name.as_str()).collect();
+    assert_eq!(
+        names,
+        ["late", "early"],
+        "events applied in commit order, none skipped"
+    );
+    pool.close().await;
+    store.close().await;
+}
+
+#[tokio::test]
+async fn an_open_transaction_elsewhere_on_the_server_does_not_stall_views() {
+    let db = TestDb::create(Backend::Postgres).await;
+    let app = TestApp::spawn(&db.url).await;
+    // Another database on the same server, with a writing transaction left open.
+    let other = sqlx::PgPool::connect(&crate::support::db::test_server_url())
+        .await
+        .unwrap();
+    let mut open = other.begin().await.unwrap();
+    sqlx::query("CREATE TEMP TABLE held_open (x int)")
+        .execute(&mut *open)
+        .await
+        .unwrap();
+    sqlx::query("INSERT INTO held_open VALUES (1)")
+        .execute(&mut *open)
+        .await
+        .unwrap();
+
+    let key = app.create_key("visible at once", &["audit:read"]).await;
+    let listed = app.list_keys(&app.admin_key).await;
+    assert!(
+        listed.iter().any(|k| k["id"] == key.id.as_str()),
+        "the view waited for an unrelated transaction"
+    );
+    open.rollback().await.unwrap();
+    other.close().await;
+}
