@@ -120,6 +120,27 @@ impl FromRequest for Caller {
     }
 }
 
+/// A caller whose key grants `S::SCOPE`; extracting it answers 403 otherwise. Put it
+/// first in a handler's arguments so the scope is checked before the body is read.
+pub struct Authorized<S>(pub Caller, pub std::marker::PhantomData<S>);
+
+impl<S: crate::auth::RequiredScope> FromRequest for Authorized<S> {
+    type Error = ApiError;
+    type Future = Ready<Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let caller = match Caller::from_request(req, payload).into_inner() {
+            Ok(caller) => caller,
+            Err(e) => return ready(Err(e)),
+        };
+        ready(
+            caller
+                .require(S::SCOPE)
+                .map(|()| Authorized(caller, std::marker::PhantomData)),
+        )
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -148,26 +169,5 @@ mod tests {
             proxies.client_address(Some(ip("10.0.0.1")), Some("junk")),
             Some(ip("10.0.0.1"))
         );
-    }
-}
-
-/// A caller whose key grants `S::SCOPE`; extracting it answers 403 otherwise. Put it
-/// first in a handler's arguments so the scope is checked before the body is read.
-pub struct Authorized<S>(pub Caller, pub std::marker::PhantomData<S>);
-
-impl<S: crate::auth::RequiredScope> FromRequest for Authorized<S> {
-    type Error = ApiError;
-    type Future = Ready<Result<Self, ApiError>>;
-
-    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
-        let caller = match Caller::from_request(req, payload).into_inner() {
-            Ok(caller) => caller,
-            Err(e) => return ready(Err(e)),
-        };
-        ready(
-            caller
-                .require(S::SCOPE)
-                .map(|()| Authorized(caller, std::marker::PhantomData)),
-        )
     }
 }

@@ -38,8 +38,13 @@ pub struct Problem {
     pub errors: Vec<FieldError>,
 }
 
+/// An error answer. Boxed: it travels through every handler's `Result`, and most of
+/// those results are `Ok`.
 #[derive(Debug)]
-pub struct ApiError {
+pub struct ApiError(Box<Details>);
+
+#[derive(Debug)]
+struct Details {
     status: StatusCode,
     code: &'static str,
     detail: String,
@@ -55,7 +60,7 @@ pub struct ApiError {
 
 impl ApiError {
     pub fn new(status: StatusCode, code: &'static str, detail: impl Into<String>) -> Self {
-        Self {
+        Self(Box::new(Details {
             status,
             code,
             detail: detail.into(),
@@ -63,7 +68,7 @@ impl ApiError {
             retry_after_secs: None,
             internal_cause: None,
             request_id: current_request_id(),
-        }
+        }))
     }
 
     /// 422: one field is invalid.
@@ -81,14 +86,13 @@ impl ApiError {
             .map(|e| format!("{}: {}", e.field, e.message))
             .collect::<Vec<_>>()
             .join("; ");
-        Self {
-            errors,
-            ..Self::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "validation_failed",
-                detail,
-            )
-        }
+        let mut error = Self::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "validation_failed",
+            detail,
+        );
+        error.0.errors = errors;
+        error
     }
 
     pub fn bad_request(code: &'static str, detail: impl Into<String>) -> Self {
@@ -105,11 +109,10 @@ impl ApiError {
             field: field.into(),
             message: message.into(),
         };
-        Self {
-            detail: format!("{}: {}", error.field, error.message),
-            errors: vec![error],
-            ..Self::new(StatusCode::BAD_REQUEST, code, "")
-        }
+        let detail = format!("{}: {}", error.field, error.message);
+        let mut problem = Self::new(StatusCode::BAD_REQUEST, code, detail);
+        problem.0.errors = vec![error];
+        problem
     }
 
     pub fn unauthorized(code: &'static str, detail: impl Into<String>) -> Self {
@@ -145,41 +148,45 @@ impl ApiError {
     }
 
     pub fn unavailable(code: &'static str, detail: impl Into<String>) -> Self {
-        Self {
-            retry_after_secs: Some(1),
-            ..Self::new(StatusCode::SERVICE_UNAVAILABLE, code, detail)
-        }
+        let mut error = Self::new(StatusCode::SERVICE_UNAVAILABLE, code, detail);
+        error.0.retry_after_secs = Some(1);
+        error
     }
 
     /// 500 with a generic message; `cause` goes to the log only.
     pub fn internal(cause: impl std::fmt::Display) -> Self {
-        Self {
-            internal_cause: Some(cause.to_string()),
-            ..Self::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "internal_error",
-                "an internal error occurred; the request id identifies it in the logs",
-            )
-        }
+        let mut error = Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal_error",
+            "an internal error occurred; the request id identifies it in the logs",
+        );
+        error.0.internal_cause = Some(cause.to_string());
+        error
     }
 
     pub fn code(&self) -> &'static str {
-        self.code
+        self.0.code
     }
 
     pub fn field_errors(&self) -> &[FieldError] {
-        &self.errors
+        &self.0.errors
     }
 
     fn title(&self) -> &'static str {
-        self.status.canonical_reason().unwrap_or("Error")
+        self.0.status.canonical_reason().unwrap_or("Error")
     }
 }
 
 impl std::fmt::Display for ApiError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} {}: {}", self.status.as_u16(), self.code, self.detail)?;
-        if let Some(cause) = &self.internal_cause {
+        write!(
+            f,
+            "{} {}: {}",
+            self.0.status.as_u16(),
+            self.0.code,
+            self.0.detail
+        )?;
+        if let Some(cause) = &self.0.internal_cause {
             write!(f, " (cause: {cause})")?;
         }
         Ok(())
@@ -188,35 +195,35 @@ impl std::fmt::Display for ApiError {
 
 impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
-        self.status
+        self.0.status
     }
 
     fn error_response(&self) -> HttpResponse {
-        let request_id = if self.request_id.is_empty() {
+        let request_id = if self.0.request_id.is_empty() {
             current_request_id()
         } else {
-            self.request_id.clone()
+            self.0.request_id.clone()
         };
         let body = Problem {
-            type_uri: format!("urn:credgate:problem:{}", self.code),
+            type_uri: format!("urn:credgate:problem:{}", self.0.code),
             title: self.title().to_owned(),
-            status: self.status.as_u16(),
-            detail: self.detail.clone(),
-            code: self.code.to_owned(),
+            status: self.0.status.as_u16(),
+            detail: self.0.detail.clone(),
+            code: self.0.code.to_owned(),
             request_id: request_id.clone(),
-            errors: self.errors.clone(),
+            errors: self.0.errors.clone(),
         };
-        let mut response = HttpResponse::build(self.status);
+        let mut response = HttpResponse::build(self.0.status);
         response.insert_header((header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON)));
-        if let Ok(value) = HeaderValue::from_str(&request_id) {
-            if !request_id.is_empty() {
-                response.insert_header((REQUEST_ID_HEADER, value));
-            }
+        if let Ok(value) = HeaderValue::from_str(&request_id)
+            && !request_id.is_empty()
+        {
+            response.insert_header((REQUEST_ID_HEADER, value));
         }
-        if self.status == StatusCode::UNAUTHORIZED {
+        if self.0.status == StatusCode::UNAUTHORIZED {
             response.insert_header((header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer")));
         }
-        if let Some(secs) = self.retry_after_secs {
+        if let Some(secs) = self.0.retry_after_secs {
             response.insert_header((header::RETRY_AFTER, secs.to_string()));
         }
         // Serialising a struct of strings cannot fail; fall back to an empty body anyway.

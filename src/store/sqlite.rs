@@ -25,11 +25,11 @@ pub(super) fn pool(url: &str, settings: &DatabaseSettings) -> Result<SqlitePool,
         .synchronous(SqliteSynchronous::Full)
         .busy_timeout(BUSY_TIMEOUT)
         .foreign_keys(true);
-    if let Some(dir) = options.get_filename().parent() {
-        if !dir.as_os_str().is_empty() {
-            std::fs::create_dir_all(dir)
-                .map_err(|e| StoreError::Fault(format!("cannot create {}: {e}", dir.display())))?;
-        }
+    if let Some(dir) = options.get_filename().parent()
+        && !dir.as_os_str().is_empty()
+    {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| StoreError::Fault(format!("cannot create {}: {e}", dir.display())))?;
     }
     Ok(SqlitePoolOptions::new()
         .max_connections(settings.max_connections)

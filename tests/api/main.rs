@@ -1,10 +1,15 @@
 //! credgate's integration tests: one binary, the real app over HTTP, on SQLite and on
 //! PostgreSQL (see `support`).
 
+// Tests fail by panicking; unwrap is how they say "this must work".
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod api_keys;
 mod auth;
+mod cli;
 mod health;
 mod instances;
+mod openapi;
 mod outage;
 mod projections;
 mod support;

@@ -15,7 +15,6 @@ pub struct TestApp {
     pub client: reqwest::Client,
     /// The bootstrap admin key (empty when this instance joined a store that had keys).
     pub admin_key: String,
-    pub database_url: String,
     pub data_dir: tempfile::TempDir,
     pub clock: Arc<ManualClock>,
     handle: actix_web::dev::ServerHandle,
@@ -75,7 +74,6 @@ impl TestApp {
                 .build()
                 .expect("http client"),
             admin_key,
-            database_url: database_url.to_owned(),
             data_dir,
             clock,
             handle,

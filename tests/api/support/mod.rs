@@ -5,7 +5,7 @@ pub mod clock;
 pub mod db;
 pub mod pg_cluster;
 
-pub use app::{CreatedKey, TestApp, eventually, problem};
+pub use app::{TestApp, eventually, problem};
 pub use db::{Backend, TestDb};
 
 /// Runs one async test body once per store: a fresh SQLite file and a fresh PostgreSQL

@@ -4,7 +4,7 @@
 //! root the server runs as the `postgres` user, as PostgreSQL requires.
 
 use std::os::unix::process::CommandExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 
 pub struct PgCluster {
@@ -159,10 +159,6 @@ impl PgCluster {
 
     fn log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default()
-    }
-
-    pub fn path(&self) -> &Path {
-        self.dir.path()
     }
 }
 

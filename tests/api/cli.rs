@@ -1,0 +1,282 @@
+//! The `credgate` binary as an operator runs it.
+
+use std::io::{BufRead, BufReader};
+use std::os::unix::fs::PermissionsExt;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use serde_json::Value;
+
+use crate::support::{Backend, TestApp, TestDb};
+
+fn credgate() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_credgate"));
+    // Nothing from the developer's environment leaks into these runs.
+    for (name, _) in std::env::vars() {
+        if name.starts_with("CREDGATE_") || name == "RUST_LOG" {
+            command.env_remove(name);
+        }
+    }
+    command
+}
+
+/// A `credgate serve` process; its stderr lines arrive on `lines`.
+struct Served {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+    seen: Vec<String>,
+}
+
+impl Served {
+    fn start(mut command: Command) -> Served {
+        let mut child = command
+            .args(["serve"])
+            .env("CREDGATE_LISTEN", "127.0.0.1:0")
+            .env("CREDGATE_LOG_FORMAT", "json")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("credgate starts");
+        let stderr = child.stderr.take().expect("stderr");
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Served {
+            child,
+            lines,
+            seen: Vec::new(),
+        }
+    }
+
+    /// Waits for the log line that carries `field`, and returns its value.
+    fn wait_for_field(&mut self, field: &str) -> String {
+        loop {
+            let line = self
+                .lines
+                .recv_timeout(Duration::from_secs(30))
+                .unwrap_or_else(|_| panic!("no `{field}` in the log; saw {:?}", self.seen));
+            self.seen.push(line.clone());
+            if let Ok(json) = serde_json::from_str::<Value>(&line)
+                && let Some(value) = json["fields"][field].as_str()
+            {
+                return value.to_owned();
+            }
+        }
+    }
+
+    /// SIGTERM, then the exit status; the rest of stderr goes to `seen`.
+    fn terminate(mut self) -> (std::process::ExitStatus, Vec<String>) {
+        let pid = self.child.id().to_string();
+        let sent = Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .expect("kill");
+        assert!(sent.success());
+        let status = self.child.wait().expect("wait");
+        self.seen.extend(self.lines.try_iter());
+        (status, std::mem::take(&mut self.seen))
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test]
+async fn the_readme_command_starts_on_sqlite_and_writes_a_private_admin_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut command = credgate();
+    command.current_dir(dir.path());
+    let mut served = Served::start(command);
+    let url = served.wait_for_field("url");
+    let key_path = served.wait_for_field("path");
+    assert_eq!(key_path, "./credgate-data/admin.key");
+    let key_file = dir.path().join("credgate-data/admin.key");
+    let mode = std::fs::metadata(&key_file).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+    assert!(dir.path().join("credgate-data/credgate.db").exists());
+    let admin_key = std::fs::read_to_string(&key_file)
+        .unwrap()
+        .trim()
+        .to_owned();
+
+    let client = reqwest::Client::new();
+    let ready = client
+        .get(format!("{url}/health/ready"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ready.status(), StatusCode::OK);
+    let listed = client
+        .get(format!("{url}/api/v1/api-keys"))
+        .bearer_auth(&admin_key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(listed.status(), StatusCode::OK);
+
+    let (status, log) = served.terminate();
+    assert!(status.success(), "graceful exit on SIGTERM: {status:?}");
+    assert!(
+        !log.iter().any(|l| l.contains(&admin_key)),
+        "the admin key was logged"
+    );
+}
+
+#[tokio::test]
+async fn the_bootstrap_key_can_come_from_the_environment() {
+    let dir = tempfile::tempdir().unwrap();
+    let chosen = "env-chosen-admin-key-0123456789abcdef";
+    let mut command = credgate();
+    command
+        .current_dir(dir.path())
+        .env("CREDGATE_DATA_DIR", dir.path().join("data"))
+        .env("CREDGATE_BOOTSTRAP_ADMIN_KEY", chosen);
+    let mut served = Served::start(command);
+    let url = served.wait_for_field("url");
+    let client = reqwest::Client::new();
+    let listed = client
+        .get(format!("{url}/api/v1/api-keys"))
+        .bearer_auth(chosen)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(listed.status(), StatusCode::OK);
+    assert!(!dir.path().join("data/admin.key").exists());
+    let (_, log) = served.terminate();
+    assert!(!log.iter().any(|l| l.contains(chosen)));
+}
+
+#[test]
+fn bad_settings_stop_start_up_with_one_line_naming_the_setting() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases = [
+        ("CREDGATE_LISTEN", "nonsense", "`listen`"),
+        (
+            "CREDGATE_DATABASE_URL",
+            "mysql://db/credgate",
+            "`database_url`",
+        ),
+        ("CREDGATE_PLUGINS", "keypairs,unknown", "`plugins`"),
+        ("CREDGATE_LIMITS__BODY_BYTES", "huge", "`limits.body_bytes`"),
+        (
+            "CREDGATE_TLS__CERT_FILE",
+            "/nonexistent/cert.pem",
+            "`tls.key_file`",
+        ),
+    ];
+    for (name, value, expected) in cases {
+        let output = credgate()
+            .current_dir(dir.path())
+            .arg("serve")
+            .env(name, value)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!output.status.success(), "{name}={value} started");
+        assert_eq!(stderr.lines().count(), 1, "{name}={value}: {stderr}");
+        assert!(stderr.contains(expected), "{name}={value}: {stderr}");
+        assert!(!stderr.contains("panicked"));
+    }
+    assert!(
+        !dir.path().join("credgate-data").exists(),
+        "a refused start created files"
+    );
+}
+
+#[test]
+fn an_unreachable_database_is_one_clear_line() {
+    let output = credgate()
+        .arg("serve")
+        .env(
+            "CREDGATE_DATABASE_URL",
+            "postgres://credgate:s3cret@127.0.0.1:1/credgate",
+        )
+        .env("CREDGATE_DATABASE__ACQUIRE_TIMEOUT_MS", "500")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("cannot open the store"), "{stderr}");
+    assert!(!stderr.contains("s3cret"), "the password leaked: {stderr}");
+}
+
+#[test]
+fn version_and_help_answer() {
+    let version = credgate().arg("--version").output().unwrap();
+    assert!(version.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&version.stdout).trim(),
+        format!("credgate {}", env!("CARGO_PKG_VERSION"))
+    );
+    for verb in [
+        vec!["--help"],
+        vec!["serve", "--help"],
+        vec!["openapi", "--help"],
+        vec!["api-keys", "create", "--help"],
+        vec!["projections", "rebuild", "--help"],
+    ] {
+        let output = credgate().args(&verb).output().unwrap();
+        assert!(output.status.success(), "{verb:?}");
+        assert!(
+            String::from_utf8_lossy(&output.stdout).contains("Usage"),
+            "{verb:?}"
+        );
+    }
+}
+
+async fn api_keys_create_recovers_access_from_the_shell(backend: Backend) {
+    let db = TestDb::create(backend).await;
+    let app = TestApp::spawn(&db.url).await;
+    let output = credgate()
+        .args([
+            "api-keys",
+            "create",
+            "--name",
+            "recovered admin",
+            "--scopes",
+            "admin",
+        ])
+        .env("CREDGATE_DATABASE_URL", &db.url)
+        .env("CREDGATE_DATA_DIR", app.data_dir.path())
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let printed: Value = serde_json::from_slice(&output.stdout).unwrap();
+    let secret = printed["secret"].as_str().unwrap();
+    assert_eq!(
+        app.get("/api/v1/api-keys", Some(secret)).await.status(),
+        StatusCode::OK
+    );
+    let listed = app.list_keys(secret).await;
+    let entry = listed
+        .iter()
+        .find(|k| k["name"] == "recovered admin")
+        .unwrap();
+    assert_eq!(entry["created_by"], "cli");
+
+    let refused = credgate()
+        .args(["api-keys", "create", "--name", "x", "--scopes", "superuser"])
+        .env("CREDGATE_DATABASE_URL", &db.url)
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("unknown scope `superuser`"));
+}
+
+crate::on_both_stores!(api_keys_create_recovers_access_from_the_shell);

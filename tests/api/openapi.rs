@@ -1,0 +1,115 @@
+//! The OpenAPI contract: committed, generated from the handlers, served, and browsable
+//! offline.
+
+use reqwest::StatusCode;
+use serde_json::Value;
+
+use crate::support::{Backend, TestApp, TestDb};
+
+fn committed() -> Value {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/openapi/openapi.json");
+    serde_json::from_str(&std::fs::read_to_string(path).expect("openapi/openapi.json"))
+        .expect("valid JSON")
+}
+
+#[test]
+fn the_committed_document_matches_the_code() {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_credgate"))
+        .arg("openapi")
+        .output()
+        .unwrap();
+    assert!(output.status.success());
+    let printed = String::from_utf8(output.stdout).unwrap();
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/openapi/openapi.json");
+    let on_disk = std::fs::read_to_string(path).unwrap();
+    assert!(
+        printed == on_disk,
+        "openapi/openapi.json is stale: regenerate it with `cargo run -- openapi > openapi/openapi.json`"
+    );
+}
+
+#[test]
+fn every_api_operation_needs_a_key_and_documents_its_errors() {
+    let document = committed();
+    let paths = document["paths"].as_object().unwrap();
+    assert!(paths.contains_key("/api/v1/api-keys"));
+    for (path, item) in paths {
+        for (method, operation) in item.as_object().unwrap() {
+            let responses = operation["responses"].as_object().unwrap();
+            if path.starts_with("/api/v1/") {
+                assert_eq!(
+                    operation["security"][0]["bearer"],
+                    serde_json::json!([]),
+                    "{method} {path}"
+                );
+                assert!(
+                    responses.contains_key("4XX"),
+                    "{method} {path} documents no 4XX"
+                );
+                assert_eq!(
+                    responses["4XX"]["content"]["application/problem+json"]["schema"]["$ref"],
+                    "#/components/schemas/Problem",
+                    "{method} {path}"
+                );
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn the_service_serves_the_document_and_an_offline_swagger_ui() {
+    let db = TestDb::create(Backend::Sqlite).await;
+    let app = TestApp::spawn(&db.url).await;
+    let served: Value = app
+        .get("/api/openapi.json", None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(served, committed());
+
+    let index = app.get("/docs/", None).await;
+    assert_eq!(index.status(), StatusCode::OK);
+    assert!(
+        index.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html")
+    );
+    let html = index.text().await.unwrap();
+    assert!(html.contains("swagger-ui"));
+    for asset in [
+        "swagger-ui.css",
+        "swagger-ui-bundle.js",
+        "swagger-ui-standalone-preset.js",
+        "swagger-initializer.js",
+    ] {
+        assert!(html.contains(asset), "{asset} not referenced");
+        let response = app.get(&format!("/docs/{asset}"), None).await;
+        assert_eq!(response.status(), StatusCode::OK, "{asset}");
+        let text = response.text().await.unwrap();
+        if asset == "swagger-initializer.js" {
+            assert!(text.contains("/api/openapi.json"));
+        }
+        match asset {
+            // SVG namespace URIs inside data: URLs are names, not downloads.
+            "swagger-ui.css" => {
+                assert!(
+                    !text.contains("url(http") && !text.contains("@import"),
+                    "{asset} loads from the network"
+                );
+            }
+            "swagger-initializer.js" => {
+                assert!(
+                    !text.contains("https://") && !text.contains("http://"),
+                    "{asset} loads from the network"
+                );
+            }
+            _ => {}
+        }
+    }
+    assert!(
+        !html.contains("https://") && !html.contains("http://"),
+        "the page loads from the network"
+    );
+}
