@@ -113,6 +113,7 @@ async fn serve(args: ConfigArg) -> anyhow::Result<()> {
     let store_kind = settings.database_url.clone();
     let options = StartOptions {
         bootstrap_admin_key: std::env::var(BOOTSTRAP_ENV).ok(),
+        master_key: std::env::var(crate::secrets::MASTER_KEY_ENV).ok(),
         clock: Arc::new(SystemClock),
     };
     let app = Application::build(settings, options).await?;

@@ -7,6 +7,8 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod gateway;
+pub mod keypairs;
 pub mod names;
+pub mod secrets;
 pub mod store;
 pub mod telemetry;

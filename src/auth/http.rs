@@ -12,7 +12,7 @@ use super::scope::{Scope, require};
 use super::service::ApiKeyService;
 use super::view::ApiKeyView;
 use crate::gateway::pagination::{self, PageParams, Paged};
-use crate::gateway::{ApiError, Authorized, JsonBody, Problem};
+use crate::gateway::{ApiError, Authorized, JsonBody, Problem, rejection};
 use crate::names::Name;
 use crate::store::CommandError;
 
@@ -82,22 +82,22 @@ fn to_response(view: ApiKeyView, now: DateTime<Utc>) -> Result<ApiKeyResponse, A
 }
 
 fn command_error(err: CommandError<ApiKeyError>) -> ApiError {
-    match err {
-        CommandError::Rejected(ApiKeyError::NotFound) => ApiError::not_found("API key"),
-        CommandError::Rejected(ApiKeyError::AlreadyExists) => ApiError::conflict(
+    match rejection(err) {
+        Err(api_error) => api_error,
+        Ok(ApiKeyError::NotFound) => ApiError::not_found("API key"),
+        Ok(ApiKeyError::AlreadyExists) => ApiError::conflict(
             "already_exists",
             "an API key with this secret already exists",
         ),
-        CommandError::Rejected(ApiKeyError::NoScopes) => {
+        Ok(ApiKeyError::NoScopes) => {
             ApiError::invalid_field("scopes", "at least one scope is required")
         }
-        CommandError::Rejected(ApiKeyError::ExpiryNotInFuture) => {
+        Ok(ApiKeyError::ExpiryNotInFuture) => {
             ApiError::invalid_field("expires_at", "must be in the future")
         }
-        CommandError::Rejected(ApiKeyError::AlreadyRevoked) => {
+        Ok(ApiKeyError::AlreadyRevoked) => {
             ApiError::conflict("already_revoked", "the API key is already revoked")
         }
-        CommandError::Store(e) => e.into(),
     }
 }
 

@@ -15,6 +15,6 @@ pub use aggregate::{ApiKey, ApiKeyCommand, ApiKeyError, ApiKeyEvent};
 pub use middleware::require_api_key;
 pub use plugin::ApiKeysPlugin;
 pub use scope::{RequiredScope, Scope, grants, require};
-pub use service::{ApiKeyService, AuthFailure, Page, Principal};
+pub use service::{ApiKeyService, AuthFailure, Principal};
 pub use token::ApiKeySecret;
 pub use view::ApiKeyView;

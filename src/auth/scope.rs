@@ -122,8 +122,27 @@ pub trait RequiredScope {
 pub mod require {
     use super::{RequiredScope, Scope};
 
-    pub struct Admin;
-    impl RequiredScope for Admin {
-        const SCOPE: Scope = Scope::Admin;
+    macro_rules! requirements {
+        ($($marker:ident => $scope:ident),* $(,)?) => {
+            $(
+                pub struct $marker;
+                impl RequiredScope for $marker {
+                    const SCOPE: Scope = Scope::$scope;
+                }
+            )*
+        };
     }
+
+    requirements!(
+        Admin => Admin,
+        KeypairsRead => KeypairsRead,
+        KeypairsWrite => KeypairsWrite,
+        ConnectionsRead => ConnectionsRead,
+        ConnectionsWrite => ConnectionsWrite,
+        ConnectionsUse => ConnectionsUse,
+        SecretsExport => SecretsExport,
+        Pairing => Pairing,
+        PairingAdmin => PairingAdmin,
+        AuditRead => AuditRead,
+    );
 }

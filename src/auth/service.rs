@@ -13,7 +13,7 @@ use super::view::ApiKeyView;
 use crate::clock::Clock;
 use crate::names::Name;
 use crate::store::{
-    Aggregates, CommandError, CommandMetadata, ProjectionRunner, Store, StoreError, View,
+    Aggregates, CommandError, CommandMetadata, Page, ProjectionRunner, Store, StoreError, View,
 };
 
 /// The caller a request was authenticated as.
@@ -30,13 +30,6 @@ pub enum AuthFailure {
     Rejected(Rejection),
     #[error(transparent)]
     Store(#[from] StoreError),
-}
-
-/// A page of a list and the cursor of the next one.
-#[derive(Debug, Clone)]
-pub struct Page<T> {
-    pub items: Vec<T>,
-    pub next_after: Option<i64>,
 }
 
 pub struct ApiKeyService {
@@ -122,33 +115,15 @@ impl ApiKeyService {
     }
 
     pub async fn get(&self, id: Uuid) -> Result<Option<ApiKeyView>, StoreError> {
-        match self
-            .store
-            .view_get(ApiKeyView::PROJECTION, &id.to_string())
-            .await?
-        {
-            Some(doc) => Ok(Some(serde_json::from_value(doc.payload)?)),
-            None => Ok(None),
-        }
+        self.store
+            .view_find(ApiKeyView::PROJECTION, &id.to_string())
+            .await
     }
 
     pub async fn list(&self, after: i64, limit: i64) -> Result<Page<ApiKeyView>, StoreError> {
-        let mut docs = self
-            .store
-            .view_page(ApiKeyView::PROJECTION, after, limit + 1)
-            .await?;
-        let more = docs.len() as i64 > limit;
-        docs.truncate(usize::try_from(limit).unwrap_or(0));
-        let next_after = if more {
-            docs.last().map(|d| d.sort_key)
-        } else {
-            None
-        };
-        let items = docs
-            .into_iter()
-            .map(|d| serde_json::from_value(d.payload))
-            .collect::<Result<_, _>>()?;
-        Ok(Page { items, next_after })
+        self.store
+            .view_list(ApiKeyView::PROJECTION, after, limit)
+            .await
     }
 
     /// Whether any API key was ever created (revoked ones count: the store is not new).

@@ -27,6 +27,8 @@ use crate::auth::bootstrap::{Bootstrap, ensure_admin_key};
 use crate::auth::{ApiKeyService, require_api_key};
 use crate::clock::{Clock, SystemClock};
 use crate::config::{Settings, redact_url_password};
+use crate::keypairs::DependantRegistry;
+use crate::secrets::{MasterKey, Secrets};
 use crate::store::{ProjectionRunner, Store};
 
 /// What a plugin's routes may use when the service is running.
@@ -36,11 +38,16 @@ pub struct Runtime {
     pub projections: Arc<ProjectionRunner>,
     pub clock: Arc<dyn Clock>,
     pub settings: Arc<Settings>,
+    pub secrets: Secrets,
+    /// Where dependants register how to remove themselves (cascading deletes).
+    pub dependants: Arc<DependantRegistry>,
 }
 
 /// Inputs that are not settings: secrets from the environment and the clock.
 pub struct StartOptions {
     pub bootstrap_admin_key: Option<String>,
+    /// `CREDGATE_MASTER_KEY`, if set; else `master_key_file` is used.
+    pub master_key: Option<String>,
     pub clock: Arc<dyn Clock>,
 }
 
@@ -48,6 +55,7 @@ impl Default for StartOptions {
     fn default() -> Self {
         Self {
             bootstrap_admin_key: None,
+            master_key: None,
             clock: Arc::new(SystemClock),
         }
     }
@@ -135,6 +143,11 @@ impl Application {
         )
         .await?;
 
+        let master = MasterKey::load(options.master_key.as_deref(), &settings.master_key_file)?;
+        let secrets = Secrets::open(store.clone(), master)
+            .await
+            .map_err(anyhow::Error::msg)?;
+
         let poller =
             spawn_projection_poller(projections.clone(), settings.projection_poll_interval);
         let settings = Arc::new(settings);
@@ -143,13 +156,20 @@ impl Application {
             projections,
             clock: options.clock,
             settings: settings.clone(),
+            secrets,
+            dependants: Arc::new(DependantRegistry::default()),
         };
+        for plugin in &plugins {
+            plugin.start(&runtime);
+        }
+        let clock_data: web::Data<dyn Clock> = web::Data::from(runtime.clock.clone());
         let api_keys = web::Data::from(api_keys);
         let store_data = web::Data::new(store.clone());
         let factory = move || {
             App::new()
                 .app_data(store_data.clone())
                 .app_data(api_keys.clone())
+                .app_data(clock_data.clone())
                 .app_data(BodyLimit(runtime.settings.limits.body_bytes))
                 .app_data(RequestTimeout(runtime.settings.limits.request_timeout))
                 .app_data(TrustedProxies(runtime.settings.trusted_proxies.clone()))

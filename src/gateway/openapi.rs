@@ -16,6 +16,7 @@ use utoipa::{Modify, OpenApi};
     tags(
         (name = "health", description = "Liveness and readiness"),
         (name = "api-keys", description = "API keys and their scopes (scope `admin`)"),
+        (name = "ssh-keypairs", description = "SSH keypairs: generate, import, export (audited), delete (crypto-shredded)"),
     )
 )]
 pub struct BaseDoc;

@@ -8,6 +8,7 @@ use utoipa_actix_web::service_config::ServiceConfig;
 use super::Runtime;
 use crate::auth::ApiKeysPlugin;
 use crate::config::ConfigError;
+use crate::keypairs::KeypairsPlugin;
 use crate::store::Projection;
 
 pub trait Plugin: Send + Sync + 'static {
@@ -19,6 +20,9 @@ pub trait Plugin: Send + Sync + 'static {
     }
     /// The read models this plugin owns; the projection runner keeps them current.
     fn projections(&self) -> Vec<Arc<dyn Projection>>;
+    /// Called once when the service starts, before any route is served: build the
+    /// plugin's services, register what it contributes to other plugins.
+    fn start(&self, _runtime: &Runtime) {}
     /// Registers the plugin's handlers under `/api/v1` (behind authentication). Every
     /// handler goes through `.service(...)` so it is documented. `runtime` is `None`
     /// when the app is built only to produce the OpenAPI document.
@@ -30,7 +34,7 @@ const ALWAYS_ON: &[&str] = &["api-keys"];
 
 /// Every plugin credgate has, in mounting order.
 pub fn all_plugins() -> Vec<Arc<dyn Plugin>> {
-    vec![Arc::new(ApiKeysPlugin)]
+    vec![Arc::new(ApiKeysPlugin), Arc::new(KeypairsPlugin::default())]
 }
 
 /// The plugins `enabled` asks for (all when `None`), checked for unknown names and

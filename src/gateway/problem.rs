@@ -9,7 +9,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::request_id::{REQUEST_ID_HEADER, current_request_id};
-use crate::store::StoreError;
+use crate::store::{CommandError, StoreError};
 
 pub const PROBLEM_JSON: &str = "application/problem+json";
 
@@ -36,6 +36,9 @@ pub struct Problem {
     pub request_id: String,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub errors: Vec<FieldError>,
+    /// Problem-specific members, e.g. `dependants` for `in_use`.
+    #[serde(flatten)]
+    pub extra: serde_json::Map<String, serde_json::Value>,
 }
 
 /// An error answer. Boxed: it travels through every handler's `Result`, and most of
@@ -56,6 +59,7 @@ struct Details {
     /// `X-Request-Id` header carry it even when actix turns the error into a response
     /// outside the request-id middleware.
     request_id: String,
+    extra: serde_json::Map<String, serde_json::Value>,
 }
 
 impl ApiError {
@@ -68,6 +72,7 @@ impl ApiError {
             retry_after_secs: None,
             internal_cause: None,
             request_id: current_request_id(),
+            extra: serde_json::Map::new(),
         }))
     }
 
@@ -164,6 +169,12 @@ impl ApiError {
         error
     }
 
+    /// Adds a problem-specific member to the body.
+    pub fn with_member(mut self, name: &str, value: serde_json::Value) -> Self {
+        self.0.extra.insert(name.to_owned(), value);
+        self
+    }
+
     pub fn code(&self) -> &'static str {
         self.0.code
     }
@@ -212,6 +223,7 @@ impl ResponseError for ApiError {
             code: self.0.code.to_owned(),
             request_id: request_id.clone(),
             errors: self.0.errors.clone(),
+            extra: self.0.extra.clone(),
         };
         let mut response = HttpResponse::build(self.0.status);
         response.insert_header((header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON)));
@@ -247,5 +259,21 @@ impl From<StoreError> for ApiError {
             ),
             StoreError::Fault(cause) => Self::internal(cause),
         }
+    }
+}
+
+/// Splits a failed command into the aggregate's own refusal (for the caller to map) and
+/// everything else, already mapped: a stale `If-Match` (412) or a store failure.
+pub fn rejection<E: std::error::Error>(err: CommandError<E>) -> Result<E, ApiError> {
+    match err {
+        CommandError::Rejected(e) => Ok(e),
+        CommandError::Stale { current } => Err(ApiError::new(
+            StatusCode::PRECONDITION_FAILED,
+            "stale_version",
+            format!(
+                "the record has changed (it is now at version {current}); reload it and retry with its ETag"
+            ),
+        )),
+        CommandError::Store(e) => Err(e.into()),
     }
 }

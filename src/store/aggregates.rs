@@ -75,12 +75,27 @@ where
         command: A::Command,
         metadata: &CommandMetadata,
     ) -> Result<Committed<A>, CommandError<A::Error>> {
+        self.execute_expecting(aggregate_id, command, metadata, None)
+            .await
+    }
+
+    /// Like [`Aggregates::execute`], refused with [`CommandError::Stale`] unless the
+    /// aggregate is at version `expected` (an HTTP `If-Match`). A writer racing past the
+    /// check still loses at commit time ([`StoreError::Conflict`]).
+    pub async fn execute_expecting(
+        &self,
+        aggregate_id: &str,
+        command: A::Command,
+        metadata: &CommandMetadata,
+        expected: Option<usize>,
+    ) -> Result<Committed<A>, CommandError<A::Error>> {
+        let services = &self.services;
         let committed = match &self.backend {
             Backend::Postgres(es) => {
-                execute_on(es, aggregate_id, command, &self.services, metadata).await
+                execute_on(es, aggregate_id, command, services, metadata, expected).await
             }
             Backend::Sqlite(es) => {
-                execute_on(es, aggregate_id, command, &self.services, metadata).await
+                execute_on(es, aggregate_id, command, services, metadata, expected).await
             }
         }?;
         if let Some(runner) = &self.projections {
@@ -120,6 +135,7 @@ fn store_error<A: Aggregate>(err: AggregateError<A::Error>) -> StoreError {
     match CommandError::from(err) {
         CommandError::Store(e) => e,
         CommandError::Rejected(e) => StoreError::Fault(e.to_string()),
+        CommandError::Stale { .. } => StoreError::Conflict,
     }
 }
 
@@ -129,6 +145,7 @@ async fn execute_on<A, ES>(
     command: A::Command,
     services: &A::Services,
     metadata: &CommandMetadata,
+    expected: Option<usize>,
 ) -> Result<Committed<A>, CommandError<A::Error>>
 where
     A: Aggregate + Clone,
@@ -136,6 +153,13 @@ where
 {
     let mut context = store.load_aggregate(aggregate_id).await?;
     let previous_version = context.current_sequence;
+    if let Some(expected) = expected
+        && expected != previous_version
+    {
+        return Err(CommandError::Stale {
+            current: previous_version,
+        });
+    }
     let sink = EventSink::default();
     context
         .aggregate

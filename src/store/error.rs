@@ -94,6 +94,9 @@ fn classify_boxed(err: &BoxError) -> StoreError {
 pub enum CommandError<E: StdError> {
     #[error(transparent)]
     Rejected(E),
+    /// The caller expected another version (a stale `If-Match`).
+    #[error("the record is at version {current}, not the one expected")]
+    Stale { current: usize },
     #[error(transparent)]
     Store(#[from] StoreError),
 }

@@ -11,6 +11,7 @@ mod metadata;
 mod migrations;
 mod postgres;
 mod projections;
+mod side_tables;
 mod sqlite;
 mod views;
 
@@ -19,12 +20,21 @@ pub use error::{CommandError, StoreError};
 pub use event_log::{Position, StoredEvent};
 pub use metadata::CommandMetadata;
 pub use projections::{Projection, ProjectionRunner, View, ViewProjection};
+pub use side_tables::Dependant;
+
 pub use views::{ViewChange, ViewDoc};
 
 use sqlx::{PgPool, SqlitePool};
 
 use crate::config::{DatabaseSettings, DatabaseUrl};
 use projections::ProjectionTx;
+
+/// A page of a list and the sort key the next page starts after.
+#[derive(Debug, Clone)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub next_after: Option<i64>,
+}
 
 #[derive(Clone)]
 pub enum Store {
@@ -110,6 +120,42 @@ impl Store {
                 postgres::view_page(pool, projection, after_sort_key, limit).await
             }
             Self::Sqlite(pool) => sqlite::view_page(pool, projection, after_sort_key, limit).await,
+        }
+    }
+
+    /// One page of a view's documents as `V`, oldest first, and where the next starts.
+    pub async fn view_list<V: serde::de::DeserializeOwned>(
+        &self,
+        projection: &str,
+        after_sort_key: i64,
+        limit: i64,
+    ) -> Result<Page<V>, StoreError> {
+        let mut docs = self
+            .view_page(projection, after_sort_key, limit + 1)
+            .await?;
+        let more = docs.len() as i64 > limit;
+        docs.truncate(usize::try_from(limit).unwrap_or(0));
+        let next_after = if more {
+            docs.last().map(|d| d.sort_key)
+        } else {
+            None
+        };
+        let items = docs
+            .into_iter()
+            .map(|d| serde_json::from_value(d.payload))
+            .collect::<Result<_, _>>()?;
+        Ok(Page { items, next_after })
+    }
+
+    /// One document of a view as `V`.
+    pub async fn view_find<V: serde::de::DeserializeOwned>(
+        &self,
+        projection: &str,
+        view_id: &str,
+    ) -> Result<Option<V>, StoreError> {
+        match self.view_get(projection, view_id).await? {
+            Some(doc) => Ok(Some(serde_json::from_value(doc.payload)?)),
+            None => Ok(None),
         }
     }
 

@@ -29,7 +29,7 @@ pub(super) async fn migrate(pool: &PgPool) -> Result<(), StoreError> {
     sqlx::query("SELECT pg_advisory_xact_lock(7245100100)")
         .execute(&mut *tx)
         .await?;
-    for statement in migrations::POSTGRES {
+    for statement in migrations::POSTGRES.iter().chain(super::side_tables::DDL) {
         sqlx::query(statement).execute(&mut *tx).await?;
     }
     tx.commit().await?;

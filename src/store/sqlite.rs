@@ -39,7 +39,7 @@ pub(super) fn pool(url: &str, settings: &DatabaseSettings) -> Result<SqlitePool,
 
 pub(super) async fn migrate(pool: &SqlitePool) -> Result<(), StoreError> {
     let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
-    for statement in migrations::SQLITE {
+    for statement in migrations::SQLITE.iter().chain(super::side_tables::DDL) {
         sqlx::query(statement).execute(&mut *tx).await?;
     }
     tx.commit().await?;

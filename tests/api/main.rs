@@ -13,3 +13,4 @@ mod openapi;
 mod outage;
 mod projections;
 mod support;
+mod tls;

@@ -81,3 +81,21 @@ async fn an_outage_gives_quick_503s_and_recovery_needs_no_restart() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_request_that_outlives_its_time_limit_gets_503() {
+    let cluster = PgCluster::start();
+    let app = TestApp::spawn_with(&cluster.url(), |settings| {
+        settings.database.acquire_timeout = Duration::from_secs(15);
+        settings.limits.request_timeout = Duration::from_secs(1);
+    })
+    .await;
+    cluster.stop_server();
+    // Waiting for a connection would take 15 s; the request limit answers first.
+    let body = problem(
+        app.get("/api/v1/api-keys", Some(&app.admin_key)).await,
+        StatusCode::SERVICE_UNAVAILABLE,
+    )
+    .await;
+    assert_eq!(body["code"], "request_timeout");
+}

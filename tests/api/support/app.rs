@@ -50,6 +50,7 @@ impl TestApp {
         let clock = Arc::new(ManualClock::starting_now());
         let options = StartOptions {
             bootstrap_admin_key: None,
+            master_key: None,
             clock: clock.clone(),
         };
         let app = Application::build(settings, options)

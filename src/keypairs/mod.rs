@@ -1,0 +1,17 @@
+//! SSH keypairs: generated or imported, private keys sealed at rest and destroyed with
+//! the keypair, exported only through an audited call.
+
+mod aggregate;
+mod http;
+pub mod material;
+mod plugin;
+mod service;
+mod used_by;
+mod view;
+
+pub use aggregate::{KeypairCommand, KeypairError, KeypairEvent, NewKeypair, SshKeypair};
+pub use material::KeyAlgorithm;
+pub use plugin::KeypairsPlugin;
+pub use service::{ImportRequest, KeypairFailure, KeypairService};
+pub use used_by::{DependantRegistry, DependantRemover};
+pub use view::KeypairView;
