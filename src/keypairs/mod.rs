@@ -12,6 +12,6 @@ mod view;
 pub use aggregate::{KeypairCommand, KeypairError, KeypairEvent, NewKeypair, SshKeypair};
 pub use material::KeyAlgorithm;
 pub use plugin::KeypairsPlugin;
-pub use service::{ImportRequest, KeypairFailure, KeypairService};
+pub use service::{ImportRequest, KeypairFailure, KeypairService, PRIVATE_KEY_PURPOSE};
 pub use used_by::{DependantRegistry, DependantRemover};
 pub use view::KeypairView;

@@ -22,7 +22,7 @@ use crate::store::{
 /// The kind under which keypair names are reserved.
 pub const NAME_KIND: &str = "ssh-keypair";
 /// What sealed private keys are bound to.
-const PRIVATE_KEY_PURPOSE: &str = "ssh-private-key";
+pub const PRIVATE_KEY_PURPOSE: &str = "ssh-private-key";
 
 #[derive(Debug, thiserror::Error)]
 pub enum KeypairFailure {

@@ -9,6 +9,7 @@ mod auth;
 mod cli;
 mod health;
 mod instances;
+mod keypairs;
 mod openapi;
 mod outage;
 mod projections;

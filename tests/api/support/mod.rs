@@ -4,6 +4,8 @@ pub mod app;
 pub mod clock;
 pub mod db;
 pub mod pg_cluster;
+pub mod served;
+pub mod ssh_tools;
 
 pub use app::{TestApp, eventually, problem};
 pub use db::{Backend, TestDb};

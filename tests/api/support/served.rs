@@ -1,0 +1,90 @@
+//! `credgate` run as a process, the way an operator runs it.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use serde_json::Value;
+
+/// The credgate binary, with nothing from the developer's environment.
+pub fn credgate() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_credgate"));
+    // Nothing from the developer's environment leaks into these runs.
+    for (name, _) in std::env::vars() {
+        if name.starts_with("CREDGATE_") || name == "RUST_LOG" {
+            command.env_remove(name);
+        }
+    }
+    command
+}
+
+/// A `credgate serve` process; its stderr lines arrive on `lines`.
+pub struct Served {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+    seen: Vec<String>,
+}
+
+impl Served {
+    pub fn start(mut command: Command) -> Served {
+        let mut child = command
+            .args(["serve"])
+            .env("CREDGATE_LISTEN", "127.0.0.1:0")
+            .env("CREDGATE_LOG_FORMAT", "json")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("credgate starts");
+        let stderr = child.stderr.take().expect("stderr");
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Served {
+            child,
+            lines,
+            seen: Vec::new(),
+        }
+    }
+
+    /// Waits for the log line that carries `field`, and returns its value.
+    pub fn wait_for_field(&mut self, field: &str) -> String {
+        loop {
+            let line = self
+                .lines
+                .recv_timeout(Duration::from_secs(30))
+                .unwrap_or_else(|_| panic!("no `{field}` in the log; saw {:?}", self.seen));
+            self.seen.push(line.clone());
+            if let Ok(json) = serde_json::from_str::<Value>(&line)
+                && let Some(value) = json["fields"][field].as_str()
+            {
+                return value.to_owned();
+            }
+        }
+    }
+
+    /// SIGTERM, then the exit status; the rest of stderr goes to `seen`.
+    pub fn terminate(mut self) -> (std::process::ExitStatus, Vec<String>) {
+        let pid = self.child.id().to_string();
+        let sent = Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .expect("kill");
+        assert!(sent.success());
+        let status = self.child.wait().expect("wait");
+        self.seen.extend(self.lines.try_iter());
+        (status, std::mem::take(&mut self.seen))
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
