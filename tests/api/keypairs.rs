@@ -6,7 +6,7 @@ use serde_json::{Value, json};
 use crate::on_both_stores;
 use crate::support::db::raw_events;
 use crate::support::ssh_tools::{
-    body_lines, fingerprint_of, key_part, make_key, ssh_keygen, with_bcrypt_rounds, write_key,
+    fingerprint_of, key_part, make_key, ssh_keygen, with_bcrypt_rounds, write_key,
 };
 use crate::support::{Backend, TestApp, TestDb, problem};
 

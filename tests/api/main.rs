@@ -9,6 +9,7 @@ mod auth;
 mod cli;
 mod health;
 mod instances;
+mod keypair_secrets;
 mod keypairs;
 mod openapi;
 mod outage;
