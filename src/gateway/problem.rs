@@ -169,6 +169,15 @@ impl ApiError {
         error
     }
 
+    /// Names a field at fault (e.g. a taken `name` on a 409).
+    pub fn with_field_error(mut self, field: &str, message: &str) -> Self {
+        self.0.errors.push(FieldError {
+            field: field.to_owned(),
+            message: message.to_owned(),
+        });
+        self
+    }
+
     /// Adds a problem-specific member to the body.
     pub fn with_member(mut self, name: &str, value: serde_json::Value) -> Self {
         self.0.extra.insert(name.to_owned(), value);

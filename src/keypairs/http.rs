@@ -91,7 +91,8 @@ pub struct KeypairResponse {
     pub version: usize,
 }
 
-#[derive(Debug, Serialize, ToSchema)]
+/// No `Debug`: it holds the private key.
+#[derive(Serialize, ToSchema)]
 pub struct ExportedPrivateKey {
     /// OpenSSH private key.
     pub private_key: String,
@@ -153,14 +154,10 @@ fn from_state(
 fn failure(err: KeypairFailure) -> ApiError {
     match err {
         KeypairFailure::Invalid(problem) => ApiError::invalid_field(problem.field, problem.message),
-        KeypairFailure::NameTaken => ApiError::conflict(
-            "name_taken",
-            "another keypair has this name",
-        )
-        .with_member(
-            "errors",
-            serde_json::json!([{"field": "name", "message": "is already used by another keypair"}]),
-        ),
+        KeypairFailure::NameTaken => {
+            ApiError::conflict("name_taken", "another keypair has this name")
+                .with_field_error("name", "is already used by another keypair")
+        }
         KeypairFailure::NotFound => ApiError::not_found("keypair"),
         KeypairFailure::NoPrivateKey => {
             ApiError::conflict("no_private_key", "this keypair has only a public key")

@@ -408,6 +408,54 @@ mod tests {
         assert_eq!(read.public_key(), key.public_key());
     }
 
+    /// An encrypted PKCS#8 PEM whose key derivation uses `params` (the payload is junk:
+    /// the cost check must refuse it before any decryption is tried).
+    fn pkcs8_with(params: pkcs5::pbes2::Parameters) -> String {
+        use pkcs8::der::Encode;
+        let info = pkcs8::EncryptedPrivateKeyInfo {
+            encryption_algorithm: pkcs5::EncryptionScheme::Pbes2(params),
+            encrypted_data: pkcs8::der::asn1::OctetString::new(vec![0u8; 64]).unwrap(),
+        };
+        let der = info.to_der().unwrap();
+        let body = STANDARD.encode(der);
+        format!(
+            "-----BEGIN ENCRYPTED PRIVATE KEY-----\n{body}\n-----END ENCRYPTED PRIVATE KEY-----\n"
+        )
+    }
+
+    #[tokio::test]
+    async fn costly_pkcs8_key_derivations_are_refused_before_decrypting() {
+        let salt = [7u8; 16];
+        let iv = [9u8; 16];
+        let pbkdf2 =
+            pkcs5::pbes2::Parameters::generate_pbkdf2_sha256_aes256cbc(50_000_000, &salt, iv)
+                .unwrap();
+        let refused = read_private_key(&pkcs8_with(pbkdf2), Some("x"))
+            .await
+            .unwrap_err();
+        assert_eq!(refused.field, "private_key");
+        assert!(refused.message.contains("PBKDF2"), "{}", refused.message);
+
+        let scrypt = pkcs5::scrypt::Params::new(22, 8, 1).unwrap();
+        let scrypt =
+            pkcs5::pbes2::Parameters::generate_scrypt_aes256cbc(scrypt, &salt, iv).unwrap();
+        let refused = read_private_key(&pkcs8_with(scrypt), Some("x"))
+            .await
+            .unwrap_err();
+        assert!(refused.message.contains("scrypt"), "{}", refused.message);
+
+        // A cheap one passes the check and fails later, on the passphrase.
+        let cheap =
+            pkcs5::pbes2::Parameters::generate_pbkdf2_sha256_aes256cbc(2048, &salt, iv).unwrap();
+        assert_eq!(
+            read_private_key(&pkcs8_with(cheap), Some("x"))
+                .await
+                .unwrap_err()
+                .field,
+            "passphrase"
+        );
+    }
+
     #[tokio::test]
     async fn garbage_and_truncated_keys_name_the_field() {
         assert_eq!(

@@ -478,3 +478,75 @@ async fn trace_logs_carry_no_key_material_or_passphrase() {
         assert!(!log.contains(secret), "a secret reached the log");
     }
 }
+
+#[tokio::test]
+async fn a_master_key_that_cannot_open_the_data_keys_stops_start_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let admin = "master-key-test-admin-0123456789abcdef";
+    let start = || {
+        let mut command = credgate();
+        command
+            .current_dir(dir.path())
+            .env("CREDGATE_BOOTSTRAP_ADMIN_KEY", admin)
+            .env("CREDGATE_LOG_FORMAT", "json");
+        command
+    };
+    let export_works = |url: String| async move {
+        let client = reqwest::Client::new();
+        let list: Value = client
+            .get(format!("{url}{KEYPAIRS}"))
+            .bearer_auth(admin)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let id = list["items"][0]["id"].as_str().unwrap().to_owned();
+        client
+            .post(format!("{url}{KEYPAIRS}/{id}/private-key"))
+            .bearer_auth(admin)
+            .json(&json!({}))
+            .send()
+            .await
+            .unwrap()
+            .status()
+    };
+
+    let mut first = Served::start(start());
+    let url = first.wait_for_field("url");
+    let made = reqwest::Client::new()
+        .post(format!("{url}{KEYPAIRS}/generate"))
+        .bearer_auth(admin)
+        .json(&json!({"name": "kept"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(made.status(), StatusCode::CREATED);
+    first.terminate();
+    let key_file = dir.path().join("credgate-data/master.key");
+    let original = std::fs::read(&key_file).unwrap();
+
+    use base64::Engine;
+    let wrong = base64::engine::general_purpose::STANDARD.encode([42u8; 32]);
+    let refused = start()
+        .arg("serve")
+        .env("CREDGATE_LISTEN", "127.0.0.1:0")
+        .env("CREDGATE_MASTER_KEY", wrong)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success());
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("master key cannot open"), "{stderr}");
+    assert_eq!(
+        std::fs::read(&key_file).unwrap(),
+        original,
+        "the key file was touched"
+    );
+
+    let mut again = Served::start(start());
+    let url = again.wait_for_field("url");
+    assert_eq!(export_works(url).await, StatusCode::OK, "nothing was lost");
+    again.terminate();
+}
