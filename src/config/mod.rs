@@ -124,6 +124,15 @@ pub struct Settings {
     pub database: DatabaseSettings,
     /// How often a process looks for events written by other processes.
     pub projection_poll_interval: Duration,
+    /// Where credgate may connect to (SSH host-key scans, connection tests, pairing).
+    pub outbound: OutboundSettings,
+}
+
+/// Outbound address policy. An empty `allow` allows every address not denied.
+#[derive(Debug, Clone, Default)]
+pub struct OutboundSettings {
+    pub allow: Vec<IpNet>,
+    pub deny: Vec<IpNet>,
 }
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
@@ -217,19 +226,11 @@ impl Settings {
                 ));
             }
         };
-        let trusted_proxies = raw
-            .trusted_proxies
-            .unwrap_or_default()
-            .0
-            .iter()
-            .map(|s| parse_cidr(s))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|bad| {
-                ConfigError::new(
-                    "trusted_proxies",
-                    &format!("`{bad}` is not an IP address or CIDR block"),
-                )
-            })?;
+        let trusted_proxies = cidr_list("trusted_proxies", raw.trusted_proxies)?;
+        let outbound = OutboundSettings {
+            allow: cidr_list("outbound.allow", raw.outbound.allow)?,
+            deny: cidr_list("outbound.deny", raw.outbound.deny)?,
+        };
         let workers = match raw.workers {
             None => None,
             Some(s) => Some(parse_number::<usize>("workers", &s.0, 1, 256)?),
@@ -287,8 +288,20 @@ impl Settings {
             limits,
             database,
             projection_poll_interval,
+            outbound,
         })
     }
+}
+
+fn cidr_list(name: &str, list: Option<List>) -> Result<Vec<IpNet>, ConfigError> {
+    list.unwrap_or_default()
+        .0
+        .iter()
+        .map(|s| parse_cidr(s))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|bad| {
+            ConfigError::new(name, &format!("`{bad}` is not an IP address or CIDR block"))
+        })
 }
 
 fn read_file(path: &Path) -> Result<toml::Table, ConfigError> {

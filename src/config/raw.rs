@@ -84,6 +84,15 @@ pub struct RawSettings {
     pub database: RawDatabase,
     #[serde(default)]
     pub projections: RawProjections,
+    #[serde(default)]
+    pub outbound: RawOutbound,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawOutbound {
+    pub allow: Option<List>,
+    pub deny: Option<List>,
 }
 
 #[derive(Debug, Default, Deserialize)]

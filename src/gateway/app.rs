@@ -27,7 +27,7 @@ use crate::auth::bootstrap::{Bootstrap, ensure_admin_key};
 use crate::auth::{ApiKeyService, require_api_key};
 use crate::clock::{Clock, SystemClock};
 use crate::config::{Settings, redact_url_password};
-use crate::keypairs::DependantRegistry;
+use crate::keypairs::{DependantRegistry, KeypairService};
 use crate::secrets::{MasterKey, Secrets};
 use crate::store::{ProjectionRunner, Store};
 
@@ -41,6 +41,8 @@ pub struct Runtime {
     pub secrets: Secrets,
     /// Where dependants register how to remove themselves (cascading deletes).
     pub dependants: Arc<DependantRegistry>,
+    /// Keypairs, for the plugins that use them (connections, pairing).
+    pub keypairs: web::Data<KeypairService>,
 }
 
 /// Inputs that are not settings: secrets from the environment and the clock.
@@ -151,13 +153,21 @@ impl Application {
         let poller =
             spawn_projection_poller(projections.clone(), settings.projection_poll_interval);
         let settings = Arc::new(settings);
+        let dependants = Arc::new(DependantRegistry::default());
+        let keypairs = web::Data::new(KeypairService::new(
+            &store,
+            secrets.clone(),
+            Some(projections.clone()),
+            dependants.clone(),
+        ));
         let runtime = Runtime {
             store: store.clone(),
             projections,
             clock: options.clock,
             settings: settings.clone(),
             secrets,
-            dependants: Arc::new(DependantRegistry::default()),
+            dependants,
+            keypairs,
         };
         for plugin in &plugins {
             plugin.start(&runtime);

@@ -16,6 +16,7 @@ use utoipa::{Modify, OpenApi};
     tags(
         (name = "health", description = "Liveness and readiness"),
         (name = "api-keys", description = "API keys and their scopes (scope `admin`)"),
+        (name = "ssh-connections", description = "SSH connections: host-key discovery, manual setup, tests, credentials for jobs"),
         (name = "ssh-keypairs", description = "SSH keypairs: generate, import, export (audited), delete (crypto-shredded)"),
     )
 )]

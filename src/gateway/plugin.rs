@@ -8,6 +8,7 @@ use utoipa_actix_web::service_config::ServiceConfig;
 use super::Runtime;
 use crate::auth::ApiKeysPlugin;
 use crate::config::ConfigError;
+use crate::connections::ConnectionsPlugin;
 use crate::keypairs::KeypairsPlugin;
 use crate::store::Projection;
 
@@ -34,7 +35,11 @@ const ALWAYS_ON: &[&str] = &["api-keys"];
 
 /// Every plugin credgate has, in mounting order.
 pub fn all_plugins() -> Vec<Arc<dyn Plugin>> {
-    vec![Arc::new(ApiKeysPlugin), Arc::new(KeypairsPlugin::default())]
+    vec![
+        Arc::new(ApiKeysPlugin),
+        Arc::new(KeypairsPlugin),
+        Arc::new(ConnectionsPlugin::default()),
+    ]
 }
 
 /// The plugins `enabled` asks for (all when `None`), checked for unknown names and

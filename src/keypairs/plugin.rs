@@ -1,12 +1,10 @@
 //! The `keypairs` plugin.
 
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
-use actix_web::web;
 use utoipa_actix_web::service_config::ServiceConfig;
 
 use super::http;
-use super::service::KeypairService;
 use super::view::KeypairView;
 use crate::gateway::{BodyLimit, Plugin, Runtime};
 use crate::store::{Projection, ViewProjection};
@@ -14,17 +12,9 @@ use crate::store::{Projection, ViewProjection};
 /// Keys are small; a larger body is not a key (and 413 says so early).
 pub const KEYPAIR_BODY_LIMIT: usize = 64 * 1024;
 
+/// The service itself lives in the [`Runtime`]: other plugins use keypairs too.
 #[derive(Default)]
-pub struct KeypairsPlugin {
-    service: OnceLock<web::Data<KeypairService>>,
-}
-
-impl KeypairsPlugin {
-    /// The running service, for plugins that depend on keypairs.
-    pub fn service(&self) -> Option<web::Data<KeypairService>> {
-        self.service.get().cloned()
-    }
-}
+pub struct KeypairsPlugin;
 
 impl Plugin for KeypairsPlugin {
     fn name(&self) -> &'static str {
@@ -35,21 +25,11 @@ impl Plugin for KeypairsPlugin {
         vec![ViewProjection::<KeypairView>::shared()]
     }
 
-    fn start(&self, runtime: &Runtime) {
-        let service = KeypairService::new(
-            &runtime.store,
-            runtime.secrets.clone(),
-            Some(runtime.projections.clone()),
-            runtime.dependants.clone(),
-        );
-        let _ = self.service.set(web::Data::new(service));
-    }
-
-    fn routes(&self, cfg: &mut ServiceConfig, _runtime: Option<&Runtime>) {
+    fn routes(&self, cfg: &mut ServiceConfig, runtime: Option<&Runtime>) {
         let mut scope =
             utoipa_actix_web::scope("/ssh-keypairs").app_data(BodyLimit(KEYPAIR_BODY_LIMIT));
-        if let Some(service) = self.service.get() {
-            scope = scope.app_data(service.clone());
+        if let Some(runtime) = runtime {
+            scope = scope.app_data(runtime.keypairs.clone());
         }
         cfg.service(
             scope

@@ -7,6 +7,7 @@
 mod api_keys;
 mod auth;
 mod cli;
+mod connections;
 mod health;
 mod instances;
 mod keypair_secrets;

@@ -6,6 +6,7 @@ pub mod db;
 pub mod pg_cluster;
 pub mod served;
 pub mod ssh_tools;
+pub mod sshd;
 
 pub use app::{TestApp, eventually, problem};
 pub use db::{Backend, TestDb};

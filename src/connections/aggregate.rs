@@ -1,0 +1,307 @@
+//! The `SshConnection` aggregate: where to connect, as whom, with which keypair, and the
+//! host keys the server must present. Its events are the connection's audit trail,
+//! including every test and every host-key mismatch.
+
+use cqrs_es::event_sink::EventSink;
+use cqrs_es::{Aggregate, DomainEvent};
+use serde::{Deserialize, Serialize};
+
+use super::host_keys::PinnedHostKey;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ConnectionSettings {
+    pub name: String,
+    pub host: String,
+    pub port: u16,
+    pub username: String,
+    pub keypair_id: String,
+    pub host_keys: Vec<PinnedHostKey>,
+    pub connect_timeout_secs: u64,
+}
+
+/// The outcome of a connection test.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TestOutcome {
+    pub ok: bool,
+    /// `connect`, `host_key`, `auth` or `exec`: how far the test got.
+    pub phase: String,
+    pub latency_ms: u64,
+    pub server_key_fingerprint: Option<String>,
+    pub error_code: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct SshConnection {
+    pub settings: Option<ConnectionSettings>,
+    pub setup: String,
+    pub last_test: Option<TestOutcome>,
+    pub deleted: bool,
+}
+
+#[derive(Debug, Clone)]
+pub enum ConnectionCommand {
+    Create {
+        settings: ConnectionSettings,
+        setup: String,
+    },
+    Update {
+        settings: ConnectionSettings,
+    },
+    RecordTest {
+        outcome: TestOutcome,
+        mismatch: Option<(Vec<String>, String)>,
+    },
+    RecordCredentialsIssued,
+    Delete,
+}
+
+/// Persisted contract: variant names are the `event_type`s.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum ConnectionEvent {
+    ConnectionCreated {
+        settings: ConnectionSettings,
+        setup: String,
+    },
+    ConnectionUpdated {
+        settings: ConnectionSettings,
+    },
+    /// The pinned host keys were replaced (only ever by an explicit update).
+    HostKeysRepinned {
+        old_fingerprints: Vec<String>,
+        new_fingerprints: Vec<String>,
+    },
+    ConnectionTested(TestOutcome),
+    /// The server presented a key that is not pinned. Nothing was re-pinned.
+    HostKeyMismatchDetected {
+        expected_fingerprints: Vec<String>,
+        presented_fingerprint: String,
+    },
+    /// A job fetched the credentials bundle (who and when are in the metadata).
+    CredentialsIssued,
+    ConnectionDeleted,
+}
+
+impl DomainEvent for ConnectionEvent {
+    fn event_type(&self) -> String {
+        match self {
+            Self::ConnectionCreated { .. } => "ConnectionCreated",
+            Self::ConnectionUpdated { .. } => "ConnectionUpdated",
+            Self::HostKeysRepinned { .. } => "HostKeysRepinned",
+            Self::ConnectionTested(_) => "ConnectionTested",
+            Self::HostKeyMismatchDetected { .. } => "HostKeyMismatchDetected",
+            Self::CredentialsIssued => "CredentialsIssued",
+            Self::ConnectionDeleted => "ConnectionDeleted",
+        }
+        .to_owned()
+    }
+
+    fn event_version(&self) -> String {
+        "1".to_owned()
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum ConnectionError {
+    #[error("a connection with this id already exists")]
+    AlreadyExists,
+    #[error("no such connection")]
+    NotFound,
+}
+
+impl SshConnection {
+    pub fn exists(&self) -> bool {
+        self.settings.is_some() && !self.deleted
+    }
+}
+
+fn fingerprints(keys: &[PinnedHostKey]) -> Vec<String> {
+    keys.iter().map(|k| k.fingerprint.clone()).collect()
+}
+
+impl Aggregate for SshConnection {
+    const TYPE: &'static str = "SshConnection";
+    type Command = ConnectionCommand;
+    type Event = ConnectionEvent;
+    type Error = ConnectionError;
+    type Services = ();
+
+    async fn handle(
+        &mut self,
+        command: ConnectionCommand,
+        _: &(),
+        sink: &EventSink<Self>,
+    ) -> Result<(), ConnectionError> {
+        if let ConnectionCommand::Create { settings, setup } = command {
+            if self.settings.is_some() {
+                return Err(ConnectionError::AlreadyExists);
+            }
+            sink.write(ConnectionEvent::ConnectionCreated { settings, setup }, self)
+                .await;
+            return Ok(());
+        }
+        let Some(current) = self.settings.clone().filter(|_| !self.deleted) else {
+            return Err(ConnectionError::NotFound);
+        };
+        match command {
+            ConnectionCommand::Create { .. } => {}
+            ConnectionCommand::Update { settings } => {
+                let old = fingerprints(&current.host_keys);
+                let new = fingerprints(&settings.host_keys);
+                if settings != current {
+                    sink.write(ConnectionEvent::ConnectionUpdated { settings }, self)
+                        .await;
+                }
+                if old != new {
+                    sink.write(
+                        ConnectionEvent::HostKeysRepinned {
+                            old_fingerprints: old,
+                            new_fingerprints: new,
+                        },
+                        self,
+                    )
+                    .await;
+                }
+            }
+            ConnectionCommand::RecordTest { outcome, mismatch } => {
+                if let Some((expected_fingerprints, presented_fingerprint)) = mismatch {
+                    sink.write(
+                        ConnectionEvent::HostKeyMismatchDetected {
+                            expected_fingerprints,
+                            presented_fingerprint,
+                        },
+                        self,
+                    )
+                    .await;
+                }
+                sink.write(ConnectionEvent::ConnectionTested(outcome), self)
+                    .await;
+            }
+            ConnectionCommand::RecordCredentialsIssued => {
+                sink.write(ConnectionEvent::CredentialsIssued, self).await
+            }
+            ConnectionCommand::Delete => sink.write(ConnectionEvent::ConnectionDeleted, self).await,
+        }
+        Ok(())
+    }
+
+    fn apply(&mut self, event: ConnectionEvent) {
+        match event {
+            ConnectionEvent::ConnectionCreated { settings, setup } => {
+                self.settings = Some(settings);
+                self.setup = setup;
+            }
+            ConnectionEvent::ConnectionUpdated { settings } => self.settings = Some(settings),
+            ConnectionEvent::ConnectionTested(outcome) => self.last_test = Some(outcome),
+            ConnectionEvent::ConnectionDeleted => self.deleted = true,
+            ConnectionEvent::HostKeysRepinned { .. }
+            | ConnectionEvent::HostKeyMismatchDetected { .. }
+            | ConnectionEvent::CredentialsIssued => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use cqrs_es::test::TestFramework;
+
+    use super::super::host_keys::Provenance;
+    use super::*;
+
+    type Given = TestFramework<SshConnection>;
+
+    fn key(fp: &str) -> PinnedHostKey {
+        PinnedHostKey {
+            algorithm: "ssh-ed25519".into(),
+            key: "ssh-ed25519 AAAA".into(),
+            fingerprint: fp.into(),
+            provenance: Provenance::Pasted,
+        }
+    }
+
+    fn settings(fp: &str) -> ConnectionSettings {
+        ConnectionSettings {
+            name: "nas".into(),
+            host: "nas.example".into(),
+            port: 22,
+            username: "root".into(),
+            keypair_id: "k".into(),
+            host_keys: vec![key(fp)],
+            connect_timeout_secs: 10,
+        }
+    }
+
+    fn created() -> ConnectionEvent {
+        ConnectionEvent::ConnectionCreated {
+            settings: settings("SHA256:a"),
+            setup: "manual".into(),
+        }
+    }
+
+    #[test]
+    fn create_once() {
+        Given::with(())
+            .given_no_previous_events()
+            .when(ConnectionCommand::Create {
+                settings: settings("SHA256:a"),
+                setup: "manual".into(),
+            })
+            .then_expect_events(vec![created()]);
+        Given::with(())
+            .given(vec![created()])
+            .when(ConnectionCommand::Create {
+                settings: settings("SHA256:a"),
+                setup: "manual".into(),
+            })
+            .then_expect_error(ConnectionError::AlreadyExists);
+    }
+
+    #[test]
+    fn changing_host_keys_records_old_and_new_fingerprints() {
+        Given::with(())
+            .given(vec![created()])
+            .when(ConnectionCommand::Update {
+                settings: settings("SHA256:b"),
+            })
+            .then_expect_events(vec![
+                ConnectionEvent::ConnectionUpdated {
+                    settings: settings("SHA256:b"),
+                },
+                ConnectionEvent::HostKeysRepinned {
+                    old_fingerprints: vec!["SHA256:a".into()],
+                    new_fingerprints: vec!["SHA256:b".into()],
+                },
+            ]);
+    }
+
+    #[test]
+    fn a_mismatch_is_recorded_with_the_test_and_pins_nothing() {
+        let outcome = TestOutcome {
+            ok: false,
+            phase: "host_key".into(),
+            latency_ms: 3,
+            server_key_fingerprint: Some("SHA256:evil".into()),
+            error_code: Some("host_key_mismatch".into()),
+        };
+        Given::with(())
+            .given(vec![created()])
+            .when(ConnectionCommand::RecordTest {
+                outcome: outcome.clone(),
+                mismatch: Some((vec!["SHA256:a".into()], "SHA256:evil".into())),
+            })
+            .then_expect_events(vec![
+                ConnectionEvent::HostKeyMismatchDetected {
+                    expected_fingerprints: vec!["SHA256:a".into()],
+                    presented_fingerprint: "SHA256:evil".into(),
+                },
+                ConnectionEvent::ConnectionTested(outcome),
+            ]);
+    }
+
+    #[test]
+    fn nothing_happens_to_a_deleted_connection() {
+        Given::with(())
+            .given(vec![created(), ConnectionEvent::ConnectionDeleted])
+            .when(ConnectionCommand::RecordCredentialsIssued)
+            .then_expect_error(ConnectionError::NotFound);
+    }
+}

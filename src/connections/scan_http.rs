@@ -1,0 +1,95 @@
+//! `POST /api/v1/ssh/host-key-scan`: what host keys a server offers, with fingerprints
+//! to confirm, and a `remote_host_key` text ready to paste into a connection.
+
+use std::time::Duration;
+
+use actix_web::{HttpResponse, post, web};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::outbound::{outbound_error, ssh_error};
+use super::service::ConnectionService;
+use super::validation::{FieldErrors, connect_timeout, host, port};
+use crate::auth::require;
+use crate::gateway::{ApiError, Authorized, JsonBody, Problem};
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct HostKeyScanRequest {
+    pub host: String,
+    /// Default 22.
+    pub port: Option<i64>,
+    /// Seconds, 1–120 (default 10).
+    pub connect_timeout: Option<i64>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ScannedHostKey {
+    /// Key type, e.g. `ssh-ed25519`.
+    pub algorithm: String,
+    /// `type base64`.
+    pub key: String,
+    pub fingerprint: String,
+    pub bits: u32,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct HostKeyScanResponse {
+    pub host: String,
+    pub port: u16,
+    pub keys: Vec<ScannedHostKey>,
+    /// The keys as `remote_host_key` text for a connection.
+    pub remote_host_key: String,
+}
+
+/// Discover the host keys of an SSH server (no login is attempted).
+#[utoipa::path(
+    tag = "ssh-connections",
+    request_body = HostKeyScanRequest,
+    responses(
+        (status = 200, body = HostKeyScanResponse),
+        (status = 403, description = "Outbound policy forbids the address (`outbound_forbidden`)", body = Problem, content_type = "application/problem+json"),
+        (status = 502, description = "Unreachable (`remote_unreachable`), not SSH (`not_ssh`) or no acceptable key", body = Problem, content_type = "application/problem+json"),
+        (status = 504, description = "Timed out (`remote_timeout`)", body = Problem, content_type = "application/problem+json"),
+        (status = "4XX", description = "Refused", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+#[post("/host-key-scan")]
+pub async fn scan_host_keys(
+    _caller: Authorized<require::ConnectionsWrite>,
+    service: web::Data<ConnectionService>,
+    JsonBody(body): JsonBody<HostKeyScanRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let mut errors = FieldErrors::default();
+    let host = errors.check("host", host(&body.host));
+    let port = errors.check("port", port(body.port));
+    let timeout = errors.check("connect_timeout", connect_timeout(body.connect_timeout));
+    errors.into_result()?;
+    let (Some(host), Some(port), Some(timeout)) = (host, port, timeout) else {
+        return Err(ApiError::internal("validated fields missing"));
+    };
+    let timeout = Duration::from_secs(timeout);
+    let address = service
+        .checked_address(&host, port, timeout)
+        .await
+        .map_err(outbound_error)?;
+    let keys = crate::ssh::scan(address, timeout)
+        .await
+        .map_err(ssh_error)?;
+    service.remember_scan(&host, port, &keys);
+    Ok(HttpResponse::Ok().json(HostKeyScanResponse {
+        host: host.to_string(),
+        port,
+        remote_host_key: keys.iter().map(|k| format!("{}\n", k.key)).collect(),
+        keys: keys
+            .into_iter()
+            .map(|k| ScannedHostKey {
+                algorithm: k.algorithm,
+                key: k.key,
+                fingerprint: k.fingerprint,
+                bits: k.bits,
+            })
+            .collect(),
+    }))
+}

@@ -1,0 +1,99 @@
+//! Field rules for connections, collected so one response names every bad field.
+
+use crate::gateway::{ApiError, FieldError};
+use crate::ssh::Host;
+
+pub const DEFAULT_PORT: u16 = 22;
+pub const DEFAULT_TIMEOUT_SECS: u64 = 10;
+pub const DEFAULT_USERNAME: &str = "root";
+
+#[derive(Default)]
+pub struct FieldErrors(Vec<FieldError>);
+
+impl FieldErrors {
+    /// Keeps the value, or notes the error under `field`.
+    pub fn check<T>(&mut self, field: &str, outcome: Result<T, String>) -> Option<T> {
+        match outcome {
+            Ok(value) => Some(value),
+            Err(message) => {
+                self.0.push(FieldError {
+                    field: field.to_owned(),
+                    message,
+                });
+                None
+            }
+        }
+    }
+
+    pub fn add(&mut self, field: &str, message: &str) {
+        self.0.push(FieldError {
+            field: field.to_owned(),
+            message: message.to_owned(),
+        });
+    }
+
+    pub fn into_result(self) -> Result<(), ApiError> {
+        if self.0.is_empty() {
+            Ok(())
+        } else {
+            Err(ApiError::invalid_fields(self.0))
+        }
+    }
+}
+
+pub fn host(text: &str) -> Result<Host, String> {
+    Host::parse(text.trim()).map_err(str::to_owned)
+}
+
+/// 1–65535, default 22. Taken as a wide integer so 0 and 70000 get a clear message.
+pub fn port(value: Option<i64>) -> Result<u16, String> {
+    match value {
+        None => Ok(DEFAULT_PORT),
+        Some(p) if (1..=65535).contains(&p) => u16::try_from(p).map_err(|e| e.to_string()),
+        Some(_) => Err("must be between 1 and 65535".to_owned()),
+    }
+}
+
+/// Seconds, 1–120, default 10.
+pub fn connect_timeout(value: Option<i64>) -> Result<u64, String> {
+    match value {
+        None => Ok(DEFAULT_TIMEOUT_SECS),
+        Some(t) if (1..=120).contains(&t) => u64::try_from(t).map_err(|e| e.to_string()),
+        Some(_) => Err("must be between 1 and 120 seconds".to_owned()),
+    }
+}
+
+/// `^[a-z_][a-z0-9_.-]{0,31}$`, default `root`.
+pub fn username(value: Option<&str>) -> Result<String, String> {
+    let name = value.unwrap_or(DEFAULT_USERNAME);
+    let mut chars = name.chars();
+    let first_ok = chars
+        .next()
+        .is_some_and(|c| c.is_ascii_lowercase() || c == '_');
+    let rest_ok =
+        chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '_' | '.' | '-'));
+    if first_ok && rest_ok && name.len() <= 32 {
+        Ok(name.to_owned())
+    } else {
+        Err("must match ^[a-z_][a-z0-9_.-]{0,31}$".to_owned())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn field_rules() {
+        assert_eq!(port(None), Ok(22));
+        assert!(port(Some(0)).is_err() && port(Some(70000)).is_err());
+        assert_eq!(connect_timeout(Some(120)), Ok(120));
+        assert!(connect_timeout(Some(0)).is_err());
+        assert_eq!(username(None), Ok("root".into()));
+        assert!(username(Some("backup.user-1")).is_ok());
+        for bad in ["Root", "1abc", "", "a b", &"a".repeat(33)] {
+            assert!(username(Some(bad)).is_err(), "{bad}");
+        }
+        assert!(host("has space").is_err());
+    }
+}

@@ -1,0 +1,13 @@
+//! Everything that speaks SSH (russh): host-key discovery and connection tests, and the
+//! outbound address policy they share with the pairing client.
+
+pub mod client;
+mod host;
+mod policy;
+pub mod probe;
+pub mod scan;
+
+pub use client::SshFailure;
+pub use host::Host;
+pub use policy::{OutboundError, OutboundPolicy};
+pub use scan::{DiscoveredKey, scan};

@@ -1,0 +1,681 @@
+//! SSH connections against a real OpenSSH sshd.
+
+use std::process::Command;
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use crate::on_both_stores;
+use crate::support::db::raw_events;
+use crate::support::ssh_tools::write_key;
+use crate::support::sshd::{Sshd, login_user};
+use crate::support::{Backend, TestApp, TestDb, problem};
+
+const SCAN: &str = "/api/v1/ssh/host-key-scan";
+const CONNECTIONS: &str = "/api/v1/ssh-connections";
+const KEYPAIRS: &str = "/api/v1/ssh-keypairs";
+
+async fn ok_json(response: reqwest::Response, status: StatusCode) -> Value {
+    let got = response.status();
+    let text = response.text().await.unwrap();
+    assert_eq!(got, status, "{text}");
+    serde_json::from_str(&text).unwrap()
+}
+
+async fn scan(app: &TestApp, port: u16) -> Value {
+    ok_json(
+        app.post_json(
+            SCAN,
+            Some(&app.admin_key),
+            &json!({"host": "127.0.0.1", "port": port}),
+        )
+        .await,
+        StatusCode::OK,
+    )
+    .await
+}
+
+/// A keypair whose public key the sshd accepts; returns its id.
+async fn authorized_keypair(app: &TestApp, sshd: &Sshd, name: &str) -> String {
+    let keypair = ok_json(
+        app.post_json(
+            &format!("{KEYPAIRS}/generate"),
+            Some(&app.admin_key),
+            &json!({"name": name}),
+        )
+        .await,
+        StatusCode::CREATED,
+    )
+    .await;
+    sshd.authorize(keypair["public_key"].as_str().unwrap());
+    keypair["id"].as_str().unwrap().to_owned()
+}
+
+async fn test_connection(app: &TestApp, id: &str) -> Value {
+    ok_json(
+        app.post_json(
+            &format!("{CONNECTIONS}/{id}/test"),
+            Some(&app.admin_key),
+            &json!({}),
+        )
+        .await,
+        StatusCode::OK,
+    )
+    .await
+}
+
+fn ssh(args: &[&str]) -> std::process::Output {
+    Command::new("ssh")
+        .args([
+            "-o",
+            "BatchMode=yes",
+            "-o",
+            "StrictHostKeyChecking=yes",
+            "-o",
+            "ConnectTimeout=10",
+        ])
+        .args(args)
+        .output()
+        .expect("ssh runs")
+}
+
+#[tokio::test]
+async fn discovery_returns_exactly_what_ssh_keyscan_prints() {
+    let sshd = Sshd::start();
+    let db = TestDb::create(Backend::Sqlite).await;
+    let app = TestApp::spawn(&db.url).await;
+    let found = scan(&app, sshd.port).await;
+    let mut keys: Vec<String> = found["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["key"].as_str().unwrap().to_owned())
+        .collect();
+    keys.sort();
+    assert_eq!(keys, sshd.keyscan());
+    assert_eq!(keys.len(), 3, "ed25519, ecdsa and rsa");
+    for key in found["keys"].as_array().unwrap() {
+        assert!(key["fingerprint"].as_str().unwrap().starts_with("SHA256:"));
+    }
+    assert_eq!(
+        found["remote_host_key"].as_str().unwrap().lines().count(),
+        3
+    );
+}
+
+#[tokio::test]
+async fn unreachable_silent_and_non_ssh_peers_get_their_own_codes() {
+    let db = TestDb::create(Backend::Sqlite).await;
+    let app = TestApp::spawn(&db.url).await;
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let closed_port = closed.local_addr().unwrap().port();
+    drop(closed);
+    let body = problem(
+        app.post_json(
+            SCAN,
+            Some(&app.admin_key),
+            &json!({"host": "127.0.0.1", "port": closed_port}),
+        )
+        .await,
+        StatusCode::BAD_GATEWAY,
+    )
+    .await;
+    assert_eq!(body["code"], "remote_unreachable");
+
+    // A peer that talks HTTP, and one that accepts and says nothing.
+    let talker = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let talker_port = talker.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        use tokio::io::AsyncWriteExt;
+        while let Ok((mut socket, _)) = talker.accept().await {
+            let _ = socket.write_all(b"HTTP/1.1 400 Bad Request\r\n\r\n").await;
+        }
+    });
+    let body = problem(
+        app.post_json(
+            SCAN,
+            Some(&app.admin_key),
+            &json!({"host": "127.0.0.1", "port": talker_port}),
+        )
+        .await,
+        StatusCode::BAD_GATEWAY,
+    )
+    .await;
+    assert_eq!(body["code"], "not_ssh");
+
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let silent_port = silent.local_addr().unwrap().port();
+    let held = tokio::spawn(async move {
+        let mut sockets = Vec::new();
+        while let Ok((socket, _)) = silent.accept().await {
+            sockets.push(socket);
+        }
+    });
+    let body = problem(
+        app.post_json(
+            SCAN,
+            Some(&app.admin_key),
+            &json!({"host": "127.0.0.1", "port": silent_port, "connect_timeout": 1}),
+        )
+        .await,
+        StatusCode::GATEWAY_TIMEOUT,
+    )
+    .await;
+    assert_eq!(body["code"], "remote_timeout");
+    held.abort();
+}
+
+#[tokio::test]
+async fn the_outbound_policy_refuses_before_any_packet_is_sent() {
+    let sshd = Sshd::start();
+    let db = TestDb::create(Backend::Sqlite).await;
+    let app = TestApp::spawn_with(&db.url, |settings| {
+        settings.outbound.deny = vec!["127.0.0.0/8".parse().unwrap()];
+    })
+    .await;
+    let pasted = sshd.keyscan().join("\n");
+    let keypair = authorized_keypair(&app, &sshd, "policy").await;
+    let seen_before = sshd.log().matches("Connection from").count();
+
+    let body = problem(
+        app.post_json(
+            SCAN,
+            Some(&app.admin_key),
+            &json!({"host": "127.0.0.1", "port": sshd.port}),
+        )
+        .await,
+        StatusCode::FORBIDDEN,
+    )
+    .await;
+    assert_eq!(body["code"], "outbound_forbidden");
+    let localhost = problem(
+        app.post_json(
+            SCAN,
+            Some(&app.admin_key),
+            &json!({"host": "localhost", "port": sshd.port}),
+        )
+        .await,
+        StatusCode::FORBIDDEN,
+    )
+    .await;
+    assert_eq!(localhost["code"], "outbound_forbidden");
+
+    let created = ok_json(
+        app.post_json(
+            CONNECTIONS,
+            Some(&app.admin_key),
+            &json!({"name": "denied", "host": "127.0.0.1", "port": sshd.port, "username": login_user(),
+                    "keypair_id": keypair, "remote_host_key": pasted}),
+        )
+        .await,
+        StatusCode::CREATED,
+    )
+    .await;
+    assert!(
+        created["host_keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|k| k["provenance"] == "pasted")
+    );
+    let id = created["id"].as_str().unwrap();
+    let body = problem(
+        app.post_json(
+            &format!("{CONNECTIONS}/{id}/test"),
+            Some(&app.admin_key),
+            &json!({}),
+        )
+        .await,
+        StatusCode::FORBIDDEN,
+    )
+    .await;
+    assert_eq!(body["code"], "outbound_forbidden");
+    assert_eq!(
+        sshd.log().matches("Connection from").count(),
+        seen_before,
+        "sshd saw a connection"
+    );
+}
+
+async fn create(app: &TestApp, body: Value) -> Value {
+    ok_json(
+        app.post_json(CONNECTIONS, Some(&app.admin_key), &body)
+            .await,
+        StatusCode::CREATED,
+    )
+    .await
+}
+
+async fn a_connection_is_tested_pinned_and_usable_by_stock_ssh(backend: Backend) {
+    let mut sshd = Sshd::start();
+    let db = TestDb::create(backend).await;
+    let app = TestApp::spawn(&db.url).await;
+    let user = login_user();
+    let keypair = authorized_keypair(&app, &sshd, "job key").await;
+    let discovered = scan(&app, sshd.port).await;
+    let created = create(
+        &app,
+        json!({"name": "Offsite NAS", "host": "127.0.0.1", "port": sshd.port, "username": user,
+               "keypair_id": keypair, "remote_host_key": discovered["remote_host_key"]}),
+    )
+    .await;
+    let id = created["id"].as_str().unwrap().to_owned();
+    assert_eq!(created["host_keys"].as_array().unwrap().len(), 3);
+    assert!(
+        created["host_keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|k| k["provenance"] == "scanned")
+    );
+    assert_eq!(created["connect_timeout"], 10);
+
+    let tested = test_connection(&app, &id).await;
+    assert_eq!(tested["ok"], true, "{tested}");
+    assert_eq!(tested["phase"], "exec");
+    assert!(
+        tested["server_key_fingerprint"]
+            .as_str()
+            .unwrap()
+            .starts_with("SHA256:")
+    );
+    let used_by = ok_json(
+        app.get(
+            &format!("{KEYPAIRS}/{keypair}/used-by"),
+            Some(&app.admin_key),
+        )
+        .await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(used_by["items"][0]["id"], id.as_str());
+
+    // The stock ssh client logs in with the credentials bundle...
+    let dir = tempfile::tempdir().unwrap();
+    let user_key = app.create_key("job", &["connections:use"]).await;
+    let reader = app.create_key("reader", &["connections:read"]).await;
+    problem(
+        app.post_json(
+            &format!("{CONNECTIONS}/{id}/credentials"),
+            Some(&reader.secret),
+            &json!({}),
+        )
+        .await,
+        StatusCode::FORBIDDEN,
+    )
+    .await;
+    let bundle = ok_json(
+        app.post_json(
+            &format!("{CONNECTIONS}/{id}/credentials"),
+            Some(&user_key.secret),
+            &json!({}),
+        )
+        .await,
+        StatusCode::OK,
+    )
+    .await;
+    let key_file = write_key(dir.path(), "id", bundle["private_key"].as_str().unwrap());
+    let known_hosts = write_key(
+        dir.path(),
+        "known_hosts",
+        bundle["known_hosts"].as_str().unwrap(),
+    );
+    let port = sshd.port.to_string();
+    let target = format!("{user}@127.0.0.1");
+    let logged_in = ssh(&[
+        "-i",
+        key_file.to_str().unwrap(),
+        "-o",
+        &format!("UserKnownHostsFile={}", known_hosts.display()),
+        "-p",
+        &port,
+        &target,
+        "true",
+    ]);
+    assert!(
+        logged_in.status.success(),
+        "{}",
+        String::from_utf8_lossy(&logged_in.stderr)
+    );
+    let issued = raw_events(&db.url).await;
+    let issue = issued
+        .iter()
+        .find(|e| e.event_type == "CredentialsIssued")
+        .expect("the issue is recorded");
+    assert_eq!(issue.metadata["actor_name"], "job");
+
+    // ...and with the exports.
+    let exported_known = app
+        .get(
+            &format!("{CONNECTIONS}/{id}/known-hosts"),
+            Some(&reader.secret),
+        )
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        exported_known
+            .lines()
+            .all(|l| l.starts_with(&format!("[127.0.0.1]:{port} ")))
+    );
+    let config = app
+        .get(
+            &format!("{CONNECTIONS}/{id}/ssh-config"),
+            Some(&reader.secret),
+        )
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(config.starts_with("Host offsite-nas\n"), "{config}");
+    let known_file = write_key(dir.path(), "exported_known_hosts", &exported_known);
+    let config_file = write_key(dir.path(), "config", &config);
+    let logged_in = ssh(&[
+        "-F",
+        config_file.to_str().unwrap(),
+        "-i",
+        key_file.to_str().unwrap(),
+        "-o",
+        &format!("UserKnownHostsFile={}", known_file.display()),
+        "offsite-nas",
+        "true",
+    ]);
+    assert!(
+        logged_in.status.success(),
+        "{}",
+        String::from_utf8_lossy(&logged_in.stderr)
+    );
+
+    // Another server on the same address: a mismatch, recorded, and nothing re-pinned.
+    sshd.restart_with_new_host_keys();
+    let tested = test_connection(&app, &id).await;
+    assert_eq!(tested["ok"], false);
+    assert_eq!(tested["phase"], "host_key");
+    assert_eq!(tested["error"]["code"], "host_key_mismatch");
+    assert_eq!(
+        tested["error"]["expected_fingerprints"]
+            .as_array()
+            .unwrap()
+            .len(),
+        3
+    );
+    assert!(tested["error"]["presented_fingerprint"].is_string());
+    let after = ok_json(
+        app.get(&format!("{CONNECTIONS}/{id}"), Some(&app.admin_key))
+            .await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(
+        after["host_keys"], created["host_keys"],
+        "pins changed by themselves"
+    );
+    assert_eq!(after["last_test"]["error_code"], "host_key_mismatch");
+    let events = raw_events(&db.url).await;
+    assert_eq!(
+        events
+            .iter()
+            .filter(|e| e.event_type == "HostKeyMismatchDetected")
+            .count(),
+        1
+    );
+
+    // Re-pinning is an explicit update, recorded with old and new fingerprints.
+    let rescanned = scan(&app, sshd.port).await;
+    let repinned = app
+        .client
+        .patch(app.url(&format!("{CONNECTIONS}/{id}")))
+        .bearer_auth(&app.admin_key)
+        .header("if-match", format!("\"{}\"", after["version"]))
+        .json(&json!({"remote_host_key": rescanned["remote_host_key"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(repinned.status(), StatusCode::OK);
+    let repin_event = raw_events(&db.url)
+        .await
+        .into_iter()
+        .find(|e| e.event_type == "HostKeysRepinned")
+        .unwrap();
+    assert!(
+        repin_event.payload.contains("old_fingerprints")
+            && repin_event.payload.contains("new_fingerprints")
+    );
+    assert_eq!(test_connection(&app, &id).await["ok"], true);
+
+    // The client key taken out of authorized_keys.
+    sshd.revoke_all();
+    let tested = test_connection(&app, &id).await;
+    assert_eq!(tested["ok"], false);
+    assert_eq!(tested["phase"], "auth");
+    assert_eq!(tested["error"]["code"], "auth_failed");
+}
+
+async fn bad_values_are_refused_field_by_field(backend: Backend) {
+    let sshd = Sshd::start();
+    let db = TestDb::create(backend).await;
+    let app = TestApp::spawn(&db.url).await;
+    let keypair = authorized_keypair(&app, &sshd, "k").await;
+    let public_only = ok_json(
+        app.post_json(
+            KEYPAIRS,
+            Some(&app.admin_key),
+            &json!({"name": "public only", "public_key": "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOct3ml8Qehl2O4/24oMxHvCbm8rGjkJdTNXsZbV+R55"}),
+        )
+        .await,
+        StatusCode::CREATED,
+    )
+    .await;
+    let keys = sshd.keyscan().join("\n");
+    let good = json!({"name": "c", "host": "127.0.0.1", "port": sshd.port, "keypair_id": keypair, "remote_host_key": keys});
+    let with = |field: &str, value: Value| {
+        let mut body = good.clone();
+        body[field] = value;
+        body
+    };
+    let without = |field: &str| {
+        let mut body = good.clone();
+        body.as_object_mut().unwrap().remove(field);
+        body
+    };
+    let unknown = uuid::Uuid::new_v4().to_string();
+    let cases: Vec<(&str, Value, &str)> = vec![
+        (
+            "unknown keypair",
+            with("keypair_id", json!(unknown)),
+            "keypair_id",
+        ),
+        (
+            "public-only keypair",
+            with("keypair_id", public_only["id"].clone()),
+            "keypair_id",
+        ),
+        ("not a uuid", with("keypair_id", json!("abc")), "keypair_id"),
+        ("both", with("generate_keypair", json!({})), "keypair_id"),
+        ("neither", without("keypair_id"), "keypair_id"),
+        ("port 0", with("port", json!(0)), "port"),
+        ("port 70000", with("port", json!(70000)), "port"),
+        (
+            "empty host key",
+            with("remote_host_key", json!("  ")),
+            "remote_host_key",
+        ),
+        (
+            "garbage host key",
+            with("remote_host_key", json!("ssh-ed25519 !!!")),
+            "remote_host_key",
+        ),
+        (
+            "no key type",
+            with("remote_host_key", json!("just words")),
+            "remote_host_key",
+        ),
+        (
+            "timeout 0",
+            with("connect_timeout", json!(0)),
+            "connect_timeout",
+        ),
+        (
+            "timeout 121",
+            with("connect_timeout", json!(121)),
+            "connect_timeout",
+        ),
+        ("host with spaces", with("host", json!("my nas")), "host"),
+        ("empty host", with("host", json!("")), "host"),
+        (
+            "bad username",
+            with("username", json!("Root User")),
+            "username",
+        ),
+        ("empty name", with("name", json!("")), "name"),
+        ("unknown field", with("password", json!("x")), "password"),
+        ("wrong type", with("port", json!("22")), "port"),
+    ];
+    let events_before = raw_events(&db.url).await.len();
+    for (label, body, field) in cases {
+        let response = app
+            .post_json(CONNECTIONS, Some(&app.admin_key), &body)
+            .await;
+        let body = problem(response, StatusCode::UNPROCESSABLE_ENTITY).await;
+        let fields: Vec<&str> = body["errors"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|e| e["field"].as_str())
+            .collect();
+        assert!(fields.contains(&field), "{label}: {body}");
+    }
+    assert_eq!(
+        raw_events(&db.url).await.len(),
+        events_before,
+        "a refused request wrote an event"
+    );
+    create(&app, good).await;
+}
+
+async fn deleting_a_keypair_in_use_refuses_or_cascades(backend: Backend) {
+    let sshd = Sshd::start();
+    let db = TestDb::create(backend).await;
+    let app = TestApp::spawn(&db.url).await;
+    let keypair = authorized_keypair(&app, &sshd, "shared").await;
+    let keys = sshd.keyscan().join("\n");
+    let mut ids = Vec::new();
+    for name in ["first", "second"] {
+        let made = create(
+            &app,
+            json!({"name": name, "host": "127.0.0.1", "port": sshd.port, "keypair_id": keypair, "remote_host_key": keys}),
+        )
+        .await;
+        ids.push(made["id"].as_str().unwrap().to_owned());
+    }
+    let refused = problem(
+        app.delete(&format!("{KEYPAIRS}/{keypair}"), Some(&app.admin_key))
+            .await,
+        StatusCode::CONFLICT,
+    )
+    .await;
+    assert_eq!(refused["code"], "in_use");
+    let mut listed: Vec<&str> = refused["dependants"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|d| d["id"].as_str())
+        .collect();
+    listed.sort();
+    let mut expected: Vec<&str> = ids.iter().map(String::as_str).collect();
+    expected.sort();
+    assert_eq!(listed, expected);
+
+    let response = app
+        .client
+        .delete(app.url(&format!("{KEYPAIRS}/{keypair}?cascade=true")))
+        .bearer_auth(&app.admin_key)
+        .header("x-request-id", "cascade-1")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::NO_CONTENT);
+    for id in &ids {
+        problem(
+            app.get(&format!("{CONNECTIONS}/{id}"), Some(&app.admin_key))
+                .await,
+            StatusCode::NOT_FOUND,
+        )
+        .await;
+    }
+    let events = raw_events(&db.url).await;
+    let cascade: Vec<&str> = events
+        .iter()
+        .filter(|e| e.metadata["request_id"] == "cascade-1")
+        .map(|e| e.event_type.as_str())
+        .collect();
+    assert_eq!(
+        cascade,
+        ["ConnectionDeleted", "ConnectionDeleted", "KeypairDeleted"],
+        "dependants first"
+    );
+}
+
+async fn a_keypair_generated_with_the_connection_is_removed_if_it_fails(backend: Backend) {
+    let sshd = Sshd::start();
+    let db = TestDb::create(backend).await;
+    let app = TestApp::spawn(&db.url).await;
+    let keys = sshd.keyscan().join("\n");
+    let made = create(
+        &app,
+        json!({"name": "fresh", "host": "127.0.0.1", "port": sshd.port, "generate_keypair": {"algorithm": "ecdsa-p256"},
+               "remote_host_key": keys}),
+    )
+    .await;
+    let keypair_id = made["keypair_id"].as_str().unwrap();
+    let keypair = ok_json(
+        app.get(&format!("{KEYPAIRS}/{keypair_id}"), Some(&app.admin_key))
+            .await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(keypair["name"], "fresh Key");
+    assert_eq!(keypair["algorithm"], "ecdsa-p256");
+
+    // The same connection name again: the keypair made for it must not stay behind.
+    let refused = app
+        .post_json(
+            CONNECTIONS,
+            Some(&app.admin_key),
+            &json!({"name": "FRESH", "host": "127.0.0.1", "port": sshd.port,
+                    "generate_keypair": {"name": "orphan candidate"}, "remote_host_key": keys}),
+        )
+        .await;
+    let body = problem(refused, StatusCode::CONFLICT).await;
+    assert_eq!(body["errors"][0]["field"], "name");
+    let list = ok_json(
+        app.get(KEYPAIRS, Some(&app.admin_key)).await,
+        StatusCode::OK,
+    )
+    .await;
+    let names: Vec<&str> = list["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|k| k["name"].as_str())
+        .collect();
+    assert_eq!(names, ["fresh Key"]);
+    let events = raw_events(&db.url).await;
+    let rolled_back: Vec<&str> = events
+        .iter()
+        .filter(|e| {
+            e.aggregate_type == "SshKeypair" && e.payload.contains("orphan candidate")
+                || e.event_type == "KeypairDeleted"
+        })
+        .map(|e| e.event_type.as_str())
+        .collect();
+    assert_eq!(rolled_back, ["KeypairGenerated", "KeypairDeleted"]);
+}
+
+on_both_stores!(
+    a_connection_is_tested_pinned_and_usable_by_stock_ssh,
+    bad_values_are_refused_field_by_field,
+    deleting_a_keypair_in_use_refuses_or_cascades,
+    a_keypair_generated_with_the_connection_is_removed_if_it_fails,
+);
