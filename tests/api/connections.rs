@@ -166,6 +166,38 @@ async fn unreachable_silent_and_non_ssh_peers_get_their_own_codes() {
 }
 
 #[tokio::test]
+async fn a_server_with_only_a_weak_rsa_host_key_is_refused_in_discovery_and_tests() {
+    let sshd = Sshd::start_with_host_keys(&[("rsa", Some("1024"))]);
+    let db = TestDb::create(Backend::Sqlite).await;
+    let app = TestApp::spawn(&db.url).await;
+    let body = problem(
+        app.post_json(
+            SCAN,
+            Some(&app.admin_key),
+            &json!({"host": "127.0.0.1", "port": sshd.port}),
+        )
+        .await,
+        StatusCode::BAD_GATEWAY,
+    )
+    .await;
+    assert_eq!(body["code"], "no_acceptable_host_key");
+    // Pasting the weak key is refused too.
+    let keypair = authorized_keypair(&app, &sshd, "k").await;
+    let body = problem(
+        app.post_json(
+            CONNECTIONS,
+            Some(&app.admin_key),
+            &json!({"name": "weak", "host": "127.0.0.1", "port": sshd.port, "keypair_id": keypair,
+                    "remote_host_key": sshd.keyscan().join("\n")}),
+        )
+        .await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+    )
+    .await;
+    assert_eq!(body["errors"][0]["field"], "remote_host_key");
+}
+
+#[tokio::test]
 async fn the_outbound_policy_refuses_before_any_packet_is_sent() {
     let sshd = Sshd::start();
     let db = TestDb::create(Backend::Sqlite).await;

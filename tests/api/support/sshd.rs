@@ -14,6 +14,8 @@ pub struct Sshd {
     dir: tempfile::TempDir,
     pub port: u16,
     child: Option<Child>,
+    /// Host key types and sizes (`None`: ssh-keygen's default size).
+    host_keys: Vec<(&'static str, Option<&'static str>)>,
 }
 
 /// The user tests log in as: whoever runs the tests (root in CI).
@@ -32,11 +34,21 @@ fn free_port() -> u16 {
 impl Sshd {
     /// Starts sshd with fresh ed25519, ecdsa and rsa host keys.
     pub fn start() -> Sshd {
+        Self::start_with_host_keys(&[
+            ("ed25519", None),
+            ("ecdsa", Some("256")),
+            ("rsa", Some("3072")),
+        ])
+    }
+
+    /// Starts sshd with only these host keys, e.g. `[("rsa", Some("1024"))]`.
+    pub fn start_with_host_keys(host_keys: &[(&'static str, Option<&'static str>)]) -> Sshd {
         let dir = tempfile::tempdir().expect("temp dir");
         let mut sshd = Sshd {
             dir,
             port: free_port(),
             child: None,
+            host_keys: host_keys.to_vec(),
         };
         sshd.new_host_keys();
         std::fs::write(sshd.path("authorized_keys"), "").unwrap();
@@ -49,11 +61,7 @@ impl Sshd {
     }
 
     fn new_host_keys(&self) {
-        for (kind, bits) in [
-            ("ed25519", None),
-            ("ecdsa", Some("256")),
-            ("rsa", Some("3072")),
-        ] {
+        for &(kind, bits) in &self.host_keys {
             let file = self.path(&format!("host_{kind}"));
             let _ = std::fs::remove_file(&file);
             let _ = std::fs::remove_file(file.with_extension("pub"));
@@ -68,9 +76,14 @@ impl Sshd {
     fn run(&mut self) {
         std::fs::create_dir_all("/run/sshd").ok();
         let d = self.dir.path().display();
+        let host_key_lines: String = self
+            .host_keys
+            .iter()
+            .map(|(kind, _)| format!("HostKey {d}/host_{kind}\n"))
+            .collect();
         let config = format!(
-            "Port {port}\nListenAddress 127.0.0.1\nHostKey {d}/host_ed25519\nHostKey {d}/host_ecdsa\n\
-             HostKey {d}/host_rsa\nAuthorizedKeysFile {d}/authorized_keys\nPidFile {d}/sshd.pid\n\
+            "Port {port}\nListenAddress 127.0.0.1\n{host_key_lines}\
+             AuthorizedKeysFile {d}/authorized_keys\nPidFile {d}/sshd.pid\n\
              UsePAM no\nStrictModes no\nPubkeyAuthentication yes\nPasswordAuthentication no\n\
              KbdInteractiveAuthentication no\nPermitRootLogin prohibit-password\nLogLevel VERBOSE\n",
             port = self.port
