@@ -87,4 +87,19 @@ mod tests {
             vec!["api-keys"]
         );
     }
+
+    #[test]
+    fn connections_need_keypairs() {
+        let err = select_plugins(Some(&["connections".to_owned()]))
+            .err()
+            .unwrap();
+        assert!(
+            err.to_string()
+                .contains("`connections` requires `keypairs`"),
+            "{err}"
+        );
+        let both =
+            select_plugins(Some(&["connections".to_owned(), "keypairs".to_owned()])).unwrap();
+        assert_eq!(both.len(), 3);
+    }
 }
