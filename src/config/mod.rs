@@ -420,6 +420,7 @@ mod tests {
                 ("CREDGATE_LISTEN", "127.0.0.1:9001"),
                 ("CREDGATE_TRUSTED_PROXIES", "10.0.0.0/8, 192.168.1.1"),
                 ("CREDGATE_PROJECTIONS__POLL_INTERVAL_MS", "100"),
+                ("CREDGATE_OUTBOUND__DENY", "127.0.0.0/8,::1"),
             ]),
         )
         .unwrap();
@@ -428,6 +429,7 @@ mod tests {
         assert_eq!(s.limits.body_bytes, 2048);
         assert_eq!(s.trusted_proxies.len(), 2);
         assert_eq!(s.projection_poll_interval, Duration::from_millis(100));
+        assert_eq!(s.outbound.deny.len(), 2);
     }
 
     #[test]
@@ -444,6 +446,8 @@ mod tests {
                 "`trusted_proxies`",
             ),
             ("CREDGATE_TLS__CERT_FILE", "/c.pem", "`tls.key_file`"),
+            ("CREDGATE_OUTBOUND__DENY", "127.0.0.1/33", "`outbound.deny`"),
+            ("CREDGATE_OUTBOUND__ALLOW", "somewhere", "`outbound.allow`"),
             ("CREDGATE_LISTN", "x", "listn"),
         ];
         for (var, value, expected) in cases {
