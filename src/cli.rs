@@ -11,7 +11,9 @@ use crate::auth::bootstrap::{BOOTSTRAP_ENV, Bootstrap};
 use crate::auth::{ApiKeyService, Scope};
 use crate::clock::{Clock, SystemClock};
 use crate::config::{ConfigError, Settings, redact_url_password};
-use crate::gateway::{Application, StartOptions, all_plugins, all_projections, full_api_document};
+use crate::gateway::{
+    Application, StartOptions, all_plugins, all_projections, full_api_document, open_store,
+};
 use crate::names::Name;
 use crate::store::{CommandMetadata, ProjectionRunner, Store};
 
@@ -142,16 +144,9 @@ async fn serve(args: ConfigArg) -> anyhow::Result<()> {
 }
 
 /// Opens the store named by the configuration and brings its views up to date.
-async fn open_store(args: &ConfigArg) -> anyhow::Result<(Store, Arc<ProjectionRunner>)> {
+async fn open_store_and_views(args: &ConfigArg) -> anyhow::Result<(Store, Arc<ProjectionRunner>)> {
     let settings = Settings::load(args.config.as_deref())?;
-    let store = Store::open(&settings.database_url, &settings.database)
-        .await
-        .map_err(|e| {
-            anyhow::anyhow!(
-                "cannot open the store at {}: {e}",
-                redact_url_password(settings.database_url.as_str())
-            )
-        })?;
+    let store = open_store(&settings).await?;
     let runner = Arc::new(ProjectionRunner::new(
         store.clone(),
         all_projections(&all_plugins()),
@@ -167,7 +162,7 @@ async fn create_api_key(args: ConfigArg, name: &str, scopes: &[String]) -> anyho
             Scope::parse(s.trim()).ok_or_else(|| anyhow::anyhow!("--scopes: unknown scope `{s}`"))
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
-    let (store, runner) = open_store(&args).await?;
+    let (store, runner) = open_store_and_views(&args).await?;
     let clock = SystemClock;
     let service = ApiKeyService::new(&store, Some(runner), Arc::new(clock));
     let metadata = CommandMetadata::local("cli", clock.now());
@@ -187,7 +182,7 @@ async fn create_api_key(args: ConfigArg, name: &str, scopes: &[String]) -> anyho
 }
 
 async fn rebuild(args: ConfigArg) -> anyhow::Result<()> {
-    let (store, runner) = open_store(&args).await?;
+    let (store, runner) = open_store_and_views(&args).await?;
     let total = runner
         .rebuild(|projection, applied| eprintln!("rebuilding {projection}: {applied} events read"))
         .await?;

@@ -101,6 +101,18 @@ fn mount(cfg: &mut ServiceConfig, plugins: &[Arc<dyn Plugin>], runtime: Option<&
     );
 }
 
+/// Opens the configured store; the error names it (without its password).
+pub async fn open_store(settings: &Settings) -> anyhow::Result<Store> {
+    Store::open(&settings.database_url, &settings.database)
+        .await
+        .map_err(|e| {
+            anyhow::anyhow!(
+                "cannot open the store at {}: {e}",
+                redact_url_password(settings.database_url.as_str())
+            )
+        })
+}
+
 /// The projections every process keeps, whatever plugins it serves.
 pub fn all_projections(plugins: &[Arc<dyn Plugin>]) -> Vec<Arc<dyn crate::store::Projection>> {
     plugins.iter().flat_map(|p| p.projections()).collect()
@@ -119,14 +131,7 @@ impl Application {
         })?;
         let local_addr = listener.local_addr()?;
 
-        let store = Store::open(&settings.database_url, &settings.database)
-            .await
-            .map_err(|e| {
-                anyhow::anyhow!(
-                    "cannot open the store at {}: {e}",
-                    redact_url_password(settings.database_url.as_str())
-                )
-            })?;
+        let store = open_store(&settings).await?;
         let projections = Arc::new(ProjectionRunner::new(
             store.clone(),
             all_projections(&plugins),

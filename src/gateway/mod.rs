@@ -18,6 +18,7 @@ mod versioning;
 
 pub use app::{
     Application, Runtime, StartOptions, all_projections, api_document, full_api_document,
+    open_store,
 };
 pub use caller::{Authorized, Caller, TrustedProxies};
 pub use json::{BodyLimit, JsonBody, JsonBodyOrEmpty};
