@@ -186,8 +186,11 @@ async fn rebuild(args: ConfigArg) -> anyhow::Result<()> {
     let total = runner
         .rebuild(|projection, applied| eprintln!("rebuilding {projection}: {applied} events read"))
         .await?;
+    for plugin in all_plugins() {
+        plugin.rebuild_side_tables(&store).await?;
+    }
     eprintln!(
-        "rebuilt {} view(s) from {total} events",
+        "rebuilt {} view(s) from {total} events, and the name reservations and dependencies",
         runner.projection_names().len()
     );
     store.close().await;

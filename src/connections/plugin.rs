@@ -12,8 +12,11 @@ use super::view::ConnectionView;
 use super::{http, scan_http};
 use crate::gateway::{Plugin, Runtime};
 use crate::keypairs::DependantRemover;
+use crate::names::Name;
 use crate::ssh::OutboundPolicy;
-use crate::store::{CommandMetadata, Projection, ViewProjection};
+use crate::store::{
+    CommandMetadata, Dependant, Projection, Store, StoreError, View, ViewProjection,
+};
 
 #[derive(Default)]
 pub struct ConnectionsPlugin {
@@ -61,6 +64,42 @@ impl Plugin for ConnectionsPlugin {
             .dependants
             .register(Arc::new(RemoveConnection(service.clone())));
         let _ = self.service.set(service);
+    }
+
+    fn rebuild_side_tables<'a>(
+        &'a self,
+        store: &'a Store,
+    ) -> futures_util::future::BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(async move {
+            store.clear_names(NAME_KIND).await?;
+            store.clear_dependencies(NAME_KIND).await?;
+            let mut after = 0;
+            loop {
+                let page = store
+                    .view_list::<ConnectionView>(ConnectionView::PROJECTION, after, 500)
+                    .await?;
+                for connection in &page.items {
+                    let settings = &connection.settings;
+                    if let Ok(name) = Name::parse(&settings.name) {
+                        store
+                            .reserve_name(NAME_KIND, &name.normalized(), &connection.id)
+                            .await?;
+                    }
+                    let dependant = Dependant {
+                        kind: NAME_KIND.to_owned(),
+                        id: connection.id.clone(),
+                        name: settings.name.clone(),
+                    };
+                    store
+                        .add_dependency(&settings.keypair_id, &dependant)
+                        .await?;
+                }
+                match page.next_after {
+                    Some(next) => after = next,
+                    None => return Ok(()),
+                }
+            }
+        })
     }
 
     fn routes(&self, cfg: &mut ServiceConfig, _runtime: Option<&Runtime>) {

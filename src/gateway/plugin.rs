@@ -21,6 +21,14 @@ pub trait Plugin: Send + Sync + 'static {
     }
     /// The read models this plugin owns; the projection runner keeps them current.
     fn projections(&self) -> Vec<Arc<dyn Projection>>;
+    /// Rebuilds the plugin's side tables (name reservations, dependencies) from its
+    /// views, after `projections rebuild` has rebuilt the views.
+    fn rebuild_side_tables<'a>(
+        &'a self,
+        _store: &'a crate::store::Store,
+    ) -> futures_util::future::BoxFuture<'a, Result<(), crate::store::StoreError>> {
+        Box::pin(async { Ok(()) })
+    }
     /// Called once when the service starts, before any route is served: build the
     /// plugin's services, register what it contributes to other plugins.
     fn start(&self, _runtime: &Runtime) {}

@@ -5,9 +5,11 @@ use std::sync::Arc;
 use utoipa_actix_web::service_config::ServiceConfig;
 
 use super::http;
+use super::service::NAME_KIND;
 use super::view::KeypairView;
 use crate::gateway::{BodyLimit, Plugin, Runtime};
-use crate::store::{Projection, ViewProjection};
+use crate::names::Name;
+use crate::store::{Projection, Store, StoreError, View, ViewProjection};
 
 /// Keys are small; a larger body is not a key (and 413 says so early).
 pub const KEYPAIR_BODY_LIMIT: usize = 64 * 1024;
@@ -23,6 +25,32 @@ impl Plugin for KeypairsPlugin {
 
     fn projections(&self) -> Vec<Arc<dyn Projection>> {
         vec![ViewProjection::<KeypairView>::shared()]
+    }
+
+    fn rebuild_side_tables<'a>(
+        &'a self,
+        store: &'a Store,
+    ) -> futures_util::future::BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(async move {
+            store.clear_names(NAME_KIND).await?;
+            let mut after = 0;
+            loop {
+                let page = store
+                    .view_list::<KeypairView>(KeypairView::PROJECTION, after, 500)
+                    .await?;
+                for keypair in &page.items {
+                    if let Ok(name) = Name::parse(&keypair.name) {
+                        store
+                            .reserve_name(NAME_KIND, &name.normalized(), &keypair.id)
+                            .await?;
+                    }
+                }
+                match page.next_after {
+                    Some(next) => after = next,
+                    None => return Ok(()),
+                }
+            }
+        })
     }
 
     fn routes(&self, cfg: &mut ServiceConfig, runtime: Option<&Runtime>) {

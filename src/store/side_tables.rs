@@ -133,6 +133,30 @@ impl Store {
         Ok(())
     }
 
+    /// Forgets every reservation of `kind` (before rebuilding them from the views).
+    pub async fn clear_names(&self, kind: &str) -> Result<(), StoreError> {
+        on_pool!(self, |pool| sqlx::query(
+            "DELETE FROM name_reservations WHERE kind = $1"
+        )
+        .bind(kind)
+        .execute(pool)
+        .await
+        .map(|_| ())?);
+        Ok(())
+    }
+
+    /// Forgets every dependency recorded by dependants of `kind`.
+    pub async fn clear_dependencies(&self, kind: &str) -> Result<(), StoreError> {
+        on_pool!(self, |pool| sqlx::query(
+            "DELETE FROM dependencies WHERE dependant_kind = $1"
+        )
+        .bind(kind)
+        .execute(pool)
+        .await
+        .map(|_| ())?);
+        Ok(())
+    }
+
     /// Records that `dependant` uses `target`.
     pub async fn add_dependency(
         &self,

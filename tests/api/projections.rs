@@ -34,6 +34,29 @@ async fn rebuild_leaves_the_views_as_they_were(backend: Backend) {
     assert_eq!(revoke.status(), StatusCode::NO_CONTENT);
     let before: Vec<Value> = app.list_keys(&app.admin_key).await;
     assert_eq!(before.len(), 5);
+    // A keypair used by a connection: its name reservation and used-by row are side
+    // tables, which the rebuild must restore from the views.
+    let keypair: Value = app
+        .post_json(
+            "/api/v1/ssh-keypairs/generate",
+            Some(&app.admin_key),
+            &serde_json::json!({"name": "kept"}),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let keypair_id = keypair["id"].as_str().unwrap().to_owned();
+    let connection = app
+        .post_json(
+            "/api/v1/ssh-connections",
+            Some(&app.admin_key),
+            &serde_json::json!({"name": "uses kept", "host": "192.0.2.10", "keypair_id": keypair_id,
+                                "remote_host_key": keypair["public_key"]}),
+        )
+        .await;
+    assert_eq!(connection.status(), StatusCode::CREATED);
+    wipe_side_tables(&db.url).await;
 
     let output = std::process::Command::new(env!("CARGO_BIN_EXE_credgate"))
         .args(["projections", "rebuild"])
@@ -44,12 +67,52 @@ async fn rebuild_leaves_the_views_as_they_were(backend: Backend) {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success(), "rebuild failed: {stderr}");
     assert!(
-        stderr.contains("rebuilding api_keys: 6 events read"),
+        stderr.contains("rebuilding api_keys: 8 events read"),
         "{stderr}"
     );
 
     let after = app.list_keys(&app.admin_key).await;
     assert_eq!(after, before);
+    let taken = app
+        .post_json(
+            "/api/v1/ssh-keypairs/generate",
+            Some(&app.admin_key),
+            &serde_json::json!({"name": "KEPT"}),
+        )
+        .await;
+    assert_eq!(
+        taken.status(),
+        StatusCode::CONFLICT,
+        "the name reservation came back"
+    );
+    let in_use = app
+        .delete(
+            &format!("/api/v1/ssh-keypairs/{keypair_id}"),
+            Some(&app.admin_key),
+        )
+        .await;
+    assert_eq!(
+        in_use.status(),
+        StatusCode::CONFLICT,
+        "the used-by row came back"
+    );
+}
+
+async fn wipe_side_tables(url: &str) {
+    let statements = ["DELETE FROM name_reservations", "DELETE FROM dependencies"];
+    if url.starts_with("sqlite:") {
+        let pool = sqlx::SqlitePool::connect(url).await.unwrap();
+        for statement in statements {
+            sqlx::query(statement).execute(&pool).await.unwrap();
+        }
+        pool.close().await;
+    } else {
+        let pool = sqlx::PgPool::connect(url).await.unwrap();
+        for statement in statements {
+            sqlx::query(statement).execute(&pool).await.unwrap();
+        }
+        pool.close().await;
+    }
 }
 
 on_both_stores!(rebuild_leaves_the_views_as_they_were);
