@@ -21,7 +21,7 @@ use crate::auth::require;
 use crate::clock::Clock;
 use crate::gateway::pagination::{self, PageParams, Paged};
 use crate::gateway::{ApiError, Authorized, IfMatch, JsonBody, Problem, etag, rejection};
-use crate::keypairs::KeyAlgorithm;
+use crate::keypairs::{KeyAlgorithm, KeypairFailure};
 use crate::names::Name;
 
 #[derive(Deserialize, ToSchema)]
@@ -176,6 +176,12 @@ fn failure(err: ConnectionFailure) -> ApiError {
         }
         ConnectionFailure::NotFound => ApiError::not_found("connection"),
         ConnectionFailure::Outbound(e) => outbound_error(e),
+        ConnectionFailure::Keypair(KeypairFailure::NotFound | KeypairFailure::NoPrivateKey) => {
+            ApiError::conflict(
+                "keypair_unusable",
+                "the connection's keypair is gone or has no private key; point the connection at another keypair",
+            )
+        }
         ConnectionFailure::Keypair(e) => ApiError::internal(format!("keypair: {e}")),
         ConnectionFailure::Command(e) => match rejection(e) {
             Err(api_error) => api_error,

@@ -711,3 +711,75 @@ on_both_stores!(
     deleting_a_keypair_in_use_refuses_or_cascades,
     a_keypair_generated_with_the_connection_is_removed_if_it_fails,
 );
+
+async fn an_interrupted_cascade_is_finished_by_a_retry(backend: Backend) {
+    let sshd = Sshd::start();
+    let db = TestDb::create(backend).await;
+    let app = TestApp::spawn(&db.url).await;
+    let keypair = authorized_keypair(&app, &sshd, "shared").await;
+    let made = create(
+        &app,
+        json!({"name": "half deleted", "host": "127.0.0.1", "port": sshd.port, "keypair_id": keypair,
+               "remote_host_key": sshd.keyscan().join("\n")}),
+    )
+    .await;
+    let id = made["id"].as_str().unwrap().to_owned();
+    let path = format!("{CONNECTIONS}/{id}");
+
+    // Stale If-Match on the connection.
+    let stale = app
+        .client
+        .patch(app.url(&path))
+        .bearer_auth(&app.admin_key)
+        .header("if-match", "\"99\"")
+        .json(&json!({"connect_timeout": 5}))
+        .send()
+        .await
+        .unwrap();
+    problem(stale, StatusCode::PRECONDITION_FAILED).await;
+
+    // A cascade interrupted after the connection's deletion was recorded but before its
+    // used-by row was removed: the row is still there.
+    assert_eq!(
+        app.delete(&path, Some(&app.admin_key)).await.status(),
+        StatusCode::NO_CONTENT
+    );
+    let store = credgate::store::Store::open(
+        &credgate::config::DatabaseUrl::parse(&db.url).unwrap(),
+        &credgate::config::Settings::defaults_in(app.data_dir.path()).database,
+    )
+    .await
+    .unwrap();
+    let leftover = credgate::store::Dependant {
+        kind: "ssh-connection".into(),
+        id: id.clone(),
+        name: "half deleted".into(),
+    };
+    store.add_dependency(&keypair, &leftover).await.unwrap();
+    problem(
+        app.delete(&format!("{KEYPAIRS}/{keypair}"), Some(&app.admin_key))
+            .await,
+        StatusCode::CONFLICT,
+    )
+    .await;
+
+    // The retry with cascade finishes: the connection is already gone, the row goes,
+    // then the keypair.
+    let retried = app
+        .delete(
+            &format!("{KEYPAIRS}/{keypair}?cascade=true"),
+            Some(&app.admin_key),
+        )
+        .await;
+    assert_eq!(retried.status(), StatusCode::NO_CONTENT);
+    assert!(store.dependants_of(&keypair).await.unwrap().is_empty());
+    let deletions = raw_events(&db.url)
+        .await
+        .iter()
+        .filter(|e| e.event_type == "ConnectionDeleted")
+        .count();
+    assert_eq!(deletions, 1, "the connection was not deleted twice");
+    store.close().await;
+}
+
+on_both_stores!(an_interrupted_cascade_is_finished_by_a_retry);
