@@ -89,6 +89,23 @@ impl Store {
         }
     }
 
+    /// The position of the newest event (0 for an empty log).
+    pub async fn newest_position(&self) -> Result<i64, StoreError> {
+        let newest: Option<i64> = match self {
+            Self::Postgres(pool) => {
+                sqlx::query_scalar("SELECT MAX(position) FROM events")
+                    .fetch_one(pool)
+                    .await?
+            }
+            Self::Sqlite(pool) => {
+                sqlx::query_scalar("SELECT MAX(position) FROM events")
+                    .fetch_one(pool)
+                    .await?
+            }
+        };
+        Ok(newest.unwrap_or(0))
+    }
+
     /// Whether any event of this aggregate type was ever written.
     pub async fn has_events_of(&self, aggregate_type: &str) -> Result<bool, StoreError> {
         match self {

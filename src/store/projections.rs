@@ -124,6 +124,11 @@ pub struct ProjectionRunner {
     /// One pass at a time within this process; across processes the checkpoint lock
     /// does the same.
     serial: tokio::sync::Mutex<()>,
+    /// The newest event position every projection had applied after the last complete
+    /// pass. Positions are handed out in commit order, so while the log's newest
+    /// position is still this one there is nothing to do: an idle poll costs one
+    /// index lookup instead of a transaction per projection.
+    applied_through: std::sync::atomic::AtomicI64,
 }
 
 impl ProjectionRunner {
@@ -132,6 +137,7 @@ impl ProjectionRunner {
             store,
             projections,
             serial: tokio::sync::Mutex::new(()),
+            applied_through: std::sync::atomic::AtomicI64::new(-1),
         }
     }
 
@@ -141,7 +147,12 @@ impl ProjectionRunner {
 
     /// Applies every event not yet applied; returns how many events were read.
     pub async fn catch_up(&self) -> Result<u64, StoreError> {
+        use std::sync::atomic::Ordering;
         let _one_pass = self.serial.lock().await;
+        let head = self.store.newest_position().await?;
+        if head == self.applied_through.load(Ordering::Acquire) {
+            return Ok(0);
+        }
         let mut total = 0;
         for projection in &self.projections {
             loop {
@@ -154,6 +165,8 @@ impl ProjectionRunner {
                 }
             }
         }
+        // Everything up to `head` (read before the pass) is applied now.
+        self.applied_through.store(head, Ordering::Release);
         Ok(total)
     }
 
@@ -162,6 +175,8 @@ impl ProjectionRunner {
     /// so readers see the old view until the new one is complete.
     pub async fn rebuild(&self, mut progress: impl FnMut(&str, u64)) -> Result<u64, StoreError> {
         let _one_pass = self.serial.lock().await;
+        self.applied_through
+            .store(-1, std::sync::atomic::Ordering::Release);
         let mut total = 0;
         for projection in &self.projections {
             let mut tx = self.store.begin_projection_tx().await?;
