@@ -783,3 +783,45 @@ async fn an_interrupted_cascade_is_finished_by_a_retry(backend: Backend) {
 }
 
 on_both_stores!(an_interrupted_cascade_is_finished_by_a_retry);
+
+#[tokio::test]
+async fn rsa_and_ecdsa_client_keys_log_in_too() {
+    let sshd = Sshd::start();
+    let db = TestDb::create(Backend::Sqlite).await;
+    let app = TestApp::spawn(&db.url).await;
+    let keys = sshd.keyscan().join("\n");
+    for (algorithm, bits) in [
+        ("rsa", Some(2048)),
+        ("ecdsa-p384", None),
+        ("ecdsa-p521", None),
+    ] {
+        let mut request = json!({"name": format!("{algorithm} client"), "algorithm": algorithm});
+        if let Some(bits) = bits {
+            request["bits"] = json!(bits);
+        }
+        let keypair = ok_json(
+            app.post_json(
+                &format!("{KEYPAIRS}/generate"),
+                Some(&app.admin_key),
+                &request,
+            )
+            .await,
+            StatusCode::CREATED,
+        )
+        .await;
+        sshd.authorize(keypair["public_key"].as_str().unwrap());
+        let made = create(
+            &app,
+            json!({"name": format!("{algorithm} connection"), "host": "127.0.0.1", "port": sshd.port,
+                   "username": login_user(), "keypair_id": keypair["id"], "remote_host_key": keys}),
+        )
+        .await;
+        let tested = test_connection(&app, made["id"].as_str().unwrap()).await;
+        assert_eq!(tested["ok"], true, "{algorithm}: {tested}");
+    }
+    // OpenSSH (8.8 and later) refuses ssh-rsa (SHA-1) signatures by default, so the RSA
+    // login succeeding means credgate signed with rsa-sha2.
+    let log = sshd.log();
+    assert_eq!(log.matches("Accepted publickey").count(), 3, "{log}");
+    assert!(log.contains(": RSA SHA256:"), "{log}");
+}
