@@ -20,9 +20,10 @@ use crate::store::CommandError;
 #[serde(deny_unknown_fields)]
 pub struct CreateApiKeyRequest {
     /// A label for people: 1–120 characters, no control characters.
-    #[schema(example = "nightly backup job")]
+    #[schema(example = "nightly backup job", min_length = 1, max_length = 120)]
     pub name: String,
     /// At least one scope.
+    #[schema(min_items = 1)]
     pub scopes: Vec<Scope>,
     /// When the key stops working (RFC 3339); never when absent.
     #[serde(default)]

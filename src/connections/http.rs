@@ -28,6 +28,7 @@ use crate::names::Name;
 #[serde(deny_unknown_fields)]
 pub struct GenerateKeypairOption {
     /// Default: "<connection name> Key".
+    #[schema(min_length = 1, max_length = 120)]
     pub name: Option<String>,
     /// Default `ed25519`.
     pub algorithm: Option<KeyAlgorithm>,
@@ -37,32 +38,47 @@ pub struct GenerateKeypairOption {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateConnectionRequest {
+    #[schema(min_length = 1, max_length = 120)]
     pub name: String,
+    /// A host name (RFC 1123) or an IP address.
+    #[schema(min_length = 1, max_length = 253)]
     pub host: String,
     /// 1–65535, default 22.
+    #[schema(minimum = 1, maximum = 65535)]
     pub port: Option<i64>,
-    /// Default `root`; must match `^[a-z_][a-z0-9_.-]{0,31}$`.
+    /// Default `root`.
+    #[schema(pattern = r"^[a-z_][a-z0-9_.-]{0,31}$")]
     pub username: Option<String>,
     /// A keypair that has a private key.
+    #[schema(format = Uuid)]
     pub keypair_id: Option<String>,
     /// Generate a keypair for this connection (removed again if the connection fails).
     pub generate_keypair: Option<GenerateKeypairOption>,
     /// One or more `type base64 [comment]` lines (known_hosts host patterns tolerated).
+    #[schema(min_length = 1)]
     pub remote_host_key: String,
     /// Seconds, 1–120, default 10.
+    #[schema(minimum = 1, maximum = 120)]
     pub connect_timeout: Option<i64>,
 }
 
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateConnectionRequest {
+    #[schema(min_length = 1, max_length = 120)]
     pub name: Option<String>,
+    #[schema(min_length = 1, max_length = 253)]
     pub host: Option<String>,
+    #[schema(minimum = 1, maximum = 65535)]
     pub port: Option<i64>,
+    #[schema(pattern = r"^[a-z_][a-z0-9_.-]{0,31}$")]
     pub username: Option<String>,
+    #[schema(format = Uuid)]
     pub keypair_id: Option<String>,
     /// Replacing the host keys is the only way to re-pin; the event records old and new.
+    #[schema(min_length = 1)]
     pub remote_host_key: Option<String>,
+    #[schema(minimum = 1, maximum = 120)]
     pub connect_timeout: Option<i64>,
 }
 

@@ -16,10 +16,14 @@ use crate::gateway::{ApiError, Authorized, JsonBody, Problem};
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct HostKeyScanRequest {
+    /// A host name (RFC 1123) or an IP address.
+    #[schema(min_length = 1, max_length = 253)]
     pub host: String,
     /// Default 22.
+    #[schema(minimum = 1, maximum = 65535)]
     pub port: Option<i64>,
     /// Seconds, 1–120 (default 10).
+    #[schema(minimum = 1, maximum = 120)]
     pub connect_timeout: Option<i64>,
 }
 

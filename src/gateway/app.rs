@@ -178,6 +178,7 @@ impl Application {
             plugin.start(&runtime);
         }
         let clock_data: web::Data<dyn Clock> = web::Data::from(runtime.clock.clone());
+        let known_routes = limits::KnownRoutes::from_document(&api_document(&plugins));
         let api_keys = web::Data::from(api_keys);
         let store_data = web::Data::new(store.clone());
         let factory = move || {
@@ -188,6 +189,7 @@ impl Application {
                 .app_data(BodyLimit(runtime.settings.limits.body_bytes))
                 .app_data(RequestTimeout(runtime.settings.limits.request_timeout))
                 .app_data(TrustedProxies(runtime.settings.trusted_proxies.clone()))
+                .app_data(known_routes.clone())
                 .app_data(limits::path_config())
                 .app_data(limits::query_config())
                 .wrap(from_fn(limits::request_timeout_middleware))

@@ -57,8 +57,76 @@ pub fn query_config() -> web::QueryConfig {
     })
 }
 
-/// Unknown paths: 404 as a problem, not an empty body.
+/// The documented paths and their methods, to tell "no such path" (404) from "no such
+/// method on this path" (405 with `Allow`).
+#[derive(Debug, Clone, Default)]
+pub struct KnownRoutes(Vec<(Vec<String>, Vec<String>)>);
+
+impl KnownRoutes {
+    pub fn from_document(document: &utoipa::openapi::OpenApi) -> Self {
+        let routes = document
+            .paths
+            .paths
+            .iter()
+            .map(|(template, item)| {
+                let segments = template.split('/').map(str::to_owned).collect();
+                let mut methods: Vec<String> = serde_json::to_value(item)
+                    .ok()
+                    .and_then(|v| v.as_object().cloned())
+                    .map(|o| {
+                        o.keys()
+                            .filter(|k| {
+                                [
+                                    "get", "put", "post", "delete", "options", "head", "patch",
+                                    "trace",
+                                ]
+                                .contains(&k.as_str())
+                            })
+                            .map(|k| k.to_ascii_uppercase())
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                methods.sort();
+                (segments, methods)
+            })
+            .collect();
+        Self(routes)
+    }
+
+    /// The methods allowed on `path`, if it is a documented path.
+    fn methods_for(&self, path: &str) -> Option<&[String]> {
+        let wanted: Vec<&str> = path.split('/').collect();
+        self.0
+            .iter()
+            .find(|(segments, _)| {
+                segments.len() == wanted.len()
+                    && segments.iter().zip(&wanted).all(|(template, actual)| {
+                        template == actual || (template.starts_with('{') && !actual.is_empty())
+                    })
+            })
+            .map(|(_, methods)| methods.as_slice())
+    }
+}
+
+/// Unknown paths: 404 as a problem, not an empty body; known paths with another
+/// method: 405 with `Allow`.
 pub async fn not_found(req: HttpRequest) -> Result<actix_web::HttpResponse, ApiError> {
+    if let Some(methods) = req
+        .app_data::<KnownRoutes>()
+        .and_then(|known| known.methods_for(req.path()))
+    {
+        return Err(ApiError::new(
+            actix_web::http::StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+            format!(
+                "{} is not allowed on {}; allowed: {}",
+                req.method(),
+                req.path(),
+                methods.join(", ")
+            ),
+        )
+        .with_allow(methods.join(", ")));
+    }
     Err(ApiError::new(
         actix_web::http::StatusCode::NOT_FOUND,
         "route_not_found",

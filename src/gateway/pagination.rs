@@ -18,6 +18,7 @@ pub struct PageParams {
     /// `next_cursor` of the previous page; omit for the first page.
     pub cursor: Option<String>,
     /// Items per page, 1–200 (default 50).
+    #[param(minimum = 1, maximum = 200)]
     pub limit: Option<i64>,
 }
 

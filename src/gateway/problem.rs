@@ -60,6 +60,8 @@ struct Details {
     /// outside the request-id middleware.
     request_id: String,
     extra: serde_json::Map<String, serde_json::Value>,
+    /// The `Allow` header of a 405.
+    allow: Option<String>,
 }
 
 impl ApiError {
@@ -73,6 +75,7 @@ impl ApiError {
             internal_cause: None,
             request_id: current_request_id(),
             extra: serde_json::Map::new(),
+            allow: None,
         }))
     }
 
@@ -178,6 +181,12 @@ impl ApiError {
         self
     }
 
+    /// The methods a 405 names in its `Allow` header.
+    pub fn with_allow(mut self, methods: String) -> Self {
+        self.0.allow = Some(methods);
+        self
+    }
+
     /// Adds a problem-specific member to the body.
     pub fn with_member(mut self, name: &str, value: serde_json::Value) -> Self {
         self.0.extra.insert(name.to_owned(), value);
@@ -243,6 +252,9 @@ impl ResponseError for ApiError {
         }
         if self.0.status == StatusCode::UNAUTHORIZED {
             response.insert_header((header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer")));
+        }
+        if let Some(methods) = &self.0.allow {
+            response.insert_header((header::ALLOW, methods.clone()));
         }
         if let Some(secs) = self.0.retry_after_secs {
             response.insert_header((header::RETRY_AFTER, secs.to_string()));

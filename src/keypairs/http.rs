@@ -28,6 +28,7 @@ pub const MAX_COMMENT_CHARS: usize = 255;
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ImportKeypairRequest {
+    #[schema(min_length = 1, max_length = 120)]
     pub name: String,
     /// OpenSSH, PKCS#1, PKCS#8 (plain or encrypted) or SEC1 PEM.
     pub private_key: Option<String>,
@@ -36,24 +37,31 @@ pub struct ImportKeypairRequest {
     /// Opens an encrypted private key; ignored for an unencrypted one. Never stored.
     pub passphrase: Option<String>,
     /// Defaults to the key's own comment.
+    #[schema(max_length = 255)]
     pub comment: Option<String>,
 }
 
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct GenerateKeypairRequest {
+    #[schema(min_length = 1, max_length = 120)]
     pub name: String,
     /// Default `ed25519`.
     pub algorithm: Option<KeyAlgorithm>,
     /// RSA: 2048, 3072 (default) or 4096. Others have one size.
     pub bits: Option<u32>,
+    #[schema(max_length = 255)]
     pub comment: Option<String>,
 }
 
+/// At least one of the two.
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(min_properties = 1)]
 pub struct UpdateKeypairRequest {
+    #[schema(min_length = 1, max_length = 120)]
     pub name: Option<String>,
+    #[schema(max_length = 255)]
     pub comment: Option<String>,
 }
 
@@ -61,6 +69,7 @@ pub struct UpdateKeypairRequest {
 #[serde(deny_unknown_fields)]
 pub struct ExportPrivateKeyRequest {
     /// Encrypt the exported key with this passphrase (bcrypt KDF, AES-256-CTR).
+    #[schema(min_length = 1, max_length = 1024)]
     pub passphrase: Option<String>,
 }
 
