@@ -163,17 +163,10 @@ pub async fn list_api_keys(
     params: web::Query<PageParams>,
 ) -> Result<HttpResponse, ApiError> {
     let (after, limit) = params.resolve()?;
-    let page = service.list(after, limit).await?;
     let now = service.now();
-    let items = page
-        .items
-        .into_iter()
-        .map(|v| to_response(v, now))
-        .collect::<Result<Vec<_>, _>>()?;
-    Ok(HttpResponse::Ok().json(Paged {
-        items,
-        next_cursor: page.next_after.map(pagination::encode),
-    }))
+    pagination::page_response(service.list(after, limit).await?, |view| {
+        to_response(view, now)
+    })
 }
 
 /// Read one API key.

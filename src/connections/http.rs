@@ -320,16 +320,7 @@ pub async fn list_connections(
     params: web::Query<PageParams>,
 ) -> Result<HttpResponse, ApiError> {
     let (after, limit) = params.resolve()?;
-    let page = service.list(after, limit).await?;
-    let items = page
-        .items
-        .into_iter()
-        .map(response)
-        .collect::<Result<Vec<_>, _>>()?;
-    Ok(HttpResponse::Ok().json(Paged {
-        items,
-        next_cursor: page.next_after.map(pagination::encode),
-    }))
+    pagination::page_response(service.list(after, limit).await?, response)
 }
 
 /// Read a connection.

@@ -73,32 +73,26 @@ impl Plugin for ConnectionsPlugin {
         Box::pin(async move {
             store.clear_names(NAME_KIND).await?;
             store.clear_dependencies(NAME_KIND).await?;
-            let mut after = 0;
-            loop {
-                let page = store
-                    .view_list::<ConnectionView>(ConnectionView::PROJECTION, after, 500)
-                    .await?;
-                for connection in &page.items {
-                    let settings = &connection.settings;
-                    if let Ok(name) = Name::parse(&settings.name) {
-                        store
-                            .reserve_name(NAME_KIND, &name.normalized(), &connection.id)
-                            .await?;
-                    }
-                    let dependant = Dependant {
-                        kind: NAME_KIND.to_owned(),
-                        id: connection.id.clone(),
-                        name: settings.name.clone(),
-                    };
+            for connection in store
+                .all_views::<ConnectionView>(ConnectionView::PROJECTION)
+                .await?
+            {
+                let settings = &connection.settings;
+                if let Ok(name) = Name::parse(&settings.name) {
                     store
-                        .add_dependency(&settings.keypair_id, &dependant)
+                        .reserve_name(NAME_KIND, &name.normalized(), &connection.id)
                         .await?;
                 }
-                match page.next_after {
-                    Some(next) => after = next,
-                    None => return Ok(()),
-                }
+                let dependant = Dependant {
+                    kind: NAME_KIND.to_owned(),
+                    id: connection.id.clone(),
+                    name: settings.name.clone(),
+                };
+                store
+                    .add_dependency(&settings.keypair_id, &dependant)
+                    .await?;
             }
+            Ok(())
         })
     }
 

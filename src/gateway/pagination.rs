@@ -64,6 +64,22 @@ pub struct Paged<T: ToSchema> {
     pub next_cursor: Option<String>,
 }
 
+/// A page of read models as a `200` response, each turned into its API form by `to_item`.
+pub fn page_response<V, T: ToSchema + Serialize>(
+    page: crate::store::Page<V>,
+    to_item: impl Fn(V) -> Result<T, ApiError>,
+) -> Result<actix_web::HttpResponse, ApiError> {
+    let items = page
+        .items
+        .into_iter()
+        .map(to_item)
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(actix_web::HttpResponse::Ok().json(Paged {
+        items,
+        next_cursor: page.next_after.map(encode),
+    }))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

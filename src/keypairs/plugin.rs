@@ -33,23 +33,17 @@ impl Plugin for KeypairsPlugin {
     ) -> futures_util::future::BoxFuture<'a, Result<(), StoreError>> {
         Box::pin(async move {
             store.clear_names(NAME_KIND).await?;
-            let mut after = 0;
-            loop {
-                let page = store
-                    .view_list::<KeypairView>(KeypairView::PROJECTION, after, 500)
-                    .await?;
-                for keypair in &page.items {
-                    if let Ok(name) = Name::parse(&keypair.name) {
-                        store
-                            .reserve_name(NAME_KIND, &name.normalized(), &keypair.id)
-                            .await?;
-                    }
-                }
-                match page.next_after {
-                    Some(next) => after = next,
-                    None => return Ok(()),
+            for keypair in store
+                .all_views::<KeypairView>(KeypairView::PROJECTION)
+                .await?
+            {
+                if let Ok(name) = Name::parse(&keypair.name) {
+                    store
+                        .reserve_name(NAME_KIND, &name.normalized(), &keypair.id)
+                        .await?;
                 }
             }
+            Ok(())
         })
     }
 

@@ -164,6 +164,23 @@ impl Store {
         Ok(Page { items, next_after })
     }
 
+    /// Every document of a view as `V`, in order (for rebuilding side tables).
+    pub async fn all_views<V: serde::de::DeserializeOwned>(
+        &self,
+        projection: &str,
+    ) -> Result<Vec<V>, StoreError> {
+        let mut all = Vec::new();
+        let mut after = 0;
+        loop {
+            let page = self.view_list::<V>(projection, after, 500).await?;
+            all.extend(page.items);
+            match page.next_after {
+                Some(next) => after = next,
+                None => return Ok(all),
+            }
+        }
+    }
+
     /// One document of a view as `V`.
     pub async fn view_find<V: serde::de::DeserializeOwned>(
         &self,
