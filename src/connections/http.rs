@@ -457,16 +457,8 @@ pub async fn test_connection(
     clock: web::Data<dyn Clock>,
     id: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
-    let id = id.into_inner();
-    let expected: Vec<String> = find(&service, id)
-        .await?
-        .settings
-        .host_keys
-        .iter()
-        .map(|k| k.fingerprint.clone())
-        .collect();
-    let report = service
-        .test(id, &caller.metadata(clock.now()))
+    let (report, expected) = service
+        .test(id.into_inner(), &caller.metadata(clock.now()))
         .await
         .map_err(failure)?;
     let presented = report.presented.as_ref().map(|k| {

@@ -470,12 +470,13 @@ impl ConnectionService {
         Ok(())
     }
 
-    /// Logs in over SSH with the pinned host keys and records the outcome.
+    /// Logs in over SSH with the pinned host keys and records the outcome. Returns the
+    /// report and the fingerprints that were pinned when it ran.
     pub async fn test(
         &self,
         id: Uuid,
         metadata: &CommandMetadata,
-    ) -> Result<ProbeReport, ConnectionFailure> {
+    ) -> Result<(ProbeReport, Vec<String>), ConnectionFailure> {
         let (settings, _) = self.load_existing(id).await?;
         let host =
             Host::parse(&settings.host).map_err(|m| ConnectionFailure::invalid("host", m))?;
@@ -502,7 +503,9 @@ impl ConnectionService {
                 .to_string()
         });
         let mismatch = match (&report.error, &presented_fingerprint) {
-            (Some(("host_key_mismatch", _)), Some(presented)) => Some((pinned, presented.clone())),
+            (Some(("host_key_mismatch", _)), Some(presented)) => {
+                Some((pinned.clone(), presented.clone()))
+            }
             _ => None,
         };
         let outcome = TestOutcome {
@@ -519,7 +522,7 @@ impl ConnectionService {
                 metadata,
             )
             .await?;
-        Ok(report)
+        Ok((report, pinned))
     }
 
     /// The bundle a job needs. The issue is recorded before the secret is handed out.
