@@ -15,7 +15,7 @@ use crate::gateway::{
     Application, StartOptions, all_plugins, all_projections, full_api_document, open_store,
 };
 use crate::names::Name;
-use crate::store::{CommandMetadata, ProjectionRunner, Store};
+use crate::store::{Change, CommandMetadata, ProjectionRunner, Store, Writer};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -164,7 +164,7 @@ async fn create_api_key(args: ConfigArg, name: &str, scopes: &[String]) -> anyho
         .collect::<anyhow::Result<Vec<_>>>()?;
     let (store, runner) = open_store_and_views(&args).await?;
     let clock = SystemClock;
-    let service = ApiKeyService::new(&store, Some(runner), Arc::new(clock));
+    let service = ApiKeyService::new(&Writer::new(&store, Some(runner)), Arc::new(clock));
     let metadata = CommandMetadata::local("cli", clock.now());
     let (id, secret, key) = service
         .create(name, scopes, None, None, &metadata)
@@ -186,9 +186,11 @@ async fn rebuild(args: ConfigArg) -> anyhow::Result<()> {
     let total = runner
         .rebuild(|projection, applied| eprintln!("rebuilding {projection}: {applied} events read"))
         .await?;
+    let mut side_tables = Change::new();
     for plugin in all_plugins() {
-        plugin.rebuild_side_tables(&store).await?;
+        plugin.rebuild_side_tables(&store, &mut side_tables).await?;
     }
+    store.commit(&side_tables).await?;
     eprintln!(
         "rebuilt {} view(s) from {total} events, and the name reservations and dependencies",
         runner.projection_names().len()

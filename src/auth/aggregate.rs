@@ -110,6 +110,8 @@ impl ApiKey {
     }
 }
 
+impl crate::store::Upcasted for ApiKey {}
+
 impl Aggregate for ApiKey {
     const TYPE: &'static str = "ApiKey";
     type Command = ApiKeyCommand;

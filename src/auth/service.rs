@@ -13,7 +13,7 @@ use super::view::ApiKeyView;
 use crate::clock::Clock;
 use crate::names::Name;
 use crate::store::{
-    Aggregates, CommandError, CommandMetadata, Page, ProjectionRunner, Store, StoreError, View,
+    Aggregates, CommandError, CommandMetadata, Page, Store, StoreError, View, Writer,
 };
 
 /// The caller a request was authenticated as.
@@ -39,14 +39,10 @@ pub struct ApiKeyService {
 }
 
 impl ApiKeyService {
-    pub fn new(
-        store: &Store,
-        projections: Option<Arc<ProjectionRunner>>,
-        clock: Arc<dyn Clock>,
-    ) -> Self {
+    pub fn new(writer: &Writer, clock: Arc<dyn Clock>) -> Self {
         Self {
-            keys: Aggregates::new(store, (), projections),
-            store: store.clone(),
+            keys: Aggregates::new(writer, ()),
+            store: writer.store().clone(),
             clock,
         }
     }

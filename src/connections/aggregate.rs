@@ -6,34 +6,57 @@ use cqrs_es::event_sink::EventSink;
 use cqrs_es::{Aggregate, DomainEvent};
 use serde::{Deserialize, Serialize};
 
-use super::host_keys::PinnedHostKey;
+use utoipa::ToSchema;
+use uuid::Uuid;
 
+use super::host_keys::PinnedHostKey;
+use crate::names::Name;
+use crate::ssh::{Host, ProbeError, TestPhase};
+
+/// Where and how to connect. Every field is a checked value; stored events keep the
+/// JSON they always had (strings and numbers), and reading them back checks again.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ConnectionSettings {
-    pub name: String,
-    pub host: String,
+    pub name: Name,
+    pub host: Host,
     pub port: u16,
     pub username: String,
-    pub keypair_id: String,
+    pub keypair_id: Uuid,
     pub host_keys: Vec<PinnedHostKey>,
     pub connect_timeout_secs: u64,
+}
+
+/// How a connection was set up (the seed page's two tabs).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum SetupMethod {
+    #[default]
+    Manual,
+    SemiAutomatic,
 }
 
 /// The outcome of a connection test.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TestOutcome {
     pub ok: bool,
-    /// `connect`, `host_key`, `auth` or `exec`: how far the test got.
-    pub phase: String,
+    /// How far the test got.
+    pub phase: TestPhase,
     pub latency_ms: u64,
     pub server_key_fingerprint: Option<String>,
-    pub error_code: Option<String>,
+    pub error_code: Option<ProbeError>,
+}
+
+/// The pinned fingerprints and the one the server presented instead.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mismatch {
+    pub expected: Vec<String>,
+    pub presented: String,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct SshConnection {
     pub settings: Option<ConnectionSettings>,
-    pub setup: String,
+    pub setup: SetupMethod,
     pub last_test: Option<TestOutcome>,
     pub deleted: bool,
 }
@@ -42,14 +65,14 @@ pub struct SshConnection {
 pub enum ConnectionCommand {
     Create {
         settings: ConnectionSettings,
-        setup: String,
+        setup: SetupMethod,
     },
     Update {
         settings: ConnectionSettings,
     },
     RecordTest {
         outcome: TestOutcome,
-        mismatch: Option<(Vec<String>, String)>,
+        mismatch: Option<Mismatch>,
     },
     RecordCredentialsIssued,
     Delete,
@@ -60,7 +83,7 @@ pub enum ConnectionCommand {
 pub enum ConnectionEvent {
     ConnectionCreated {
         settings: ConnectionSettings,
-        setup: String,
+        setup: SetupMethod,
     },
     ConnectionUpdated {
         settings: ConnectionSettings,
@@ -118,6 +141,8 @@ fn fingerprints(keys: &[PinnedHostKey]) -> Vec<String> {
     keys.iter().map(|k| k.fingerprint.clone()).collect()
 }
 
+impl crate::store::Upcasted for SshConnection {}
+
 impl Aggregate for SshConnection {
     const TYPE: &'static str = "SshConnection";
     type Command = ConnectionCommand;
@@ -163,11 +188,11 @@ impl Aggregate for SshConnection {
                 }
             }
             ConnectionCommand::RecordTest { outcome, mismatch } => {
-                if let Some((expected_fingerprints, presented_fingerprint)) = mismatch {
+                if let Some(mismatch) = mismatch {
                     sink.write(
                         ConnectionEvent::HostKeyMismatchDetected {
-                            expected_fingerprints,
-                            presented_fingerprint,
+                            expected_fingerprints: mismatch.expected,
+                            presented_fingerprint: mismatch.presented,
                         },
                         self,
                     )
@@ -220,11 +245,11 @@ mod tests {
 
     fn settings(fp: &str) -> ConnectionSettings {
         ConnectionSettings {
-            name: "nas".into(),
-            host: "nas.example".into(),
+            name: Name::parse("nas").unwrap(),
+            host: Host::parse("nas.example").unwrap(),
             port: 22,
             username: "root".into(),
-            keypair_id: "k".into(),
+            keypair_id: Uuid::nil(),
             host_keys: vec![key(fp)],
             connect_timeout_secs: 10,
         }
@@ -233,7 +258,7 @@ mod tests {
     fn created() -> ConnectionEvent {
         ConnectionEvent::ConnectionCreated {
             settings: settings("SHA256:a"),
-            setup: "manual".into(),
+            setup: SetupMethod::Manual,
         }
     }
 
@@ -243,14 +268,14 @@ mod tests {
             .given_no_previous_events()
             .when(ConnectionCommand::Create {
                 settings: settings("SHA256:a"),
-                setup: "manual".into(),
+                setup: SetupMethod::Manual,
             })
             .then_expect_events(vec![created()]);
         Given::with(())
             .given(vec![created()])
             .when(ConnectionCommand::Create {
                 settings: settings("SHA256:a"),
-                setup: "manual".into(),
+                setup: SetupMethod::Manual,
             })
             .then_expect_error(ConnectionError::AlreadyExists);
     }
@@ -277,16 +302,19 @@ mod tests {
     fn a_mismatch_is_recorded_with_the_test_and_pins_nothing() {
         let outcome = TestOutcome {
             ok: false,
-            phase: "host_key".into(),
+            phase: TestPhase::HostKey,
             latency_ms: 3,
             server_key_fingerprint: Some("SHA256:evil".into()),
-            error_code: Some("host_key_mismatch".into()),
+            error_code: Some(ProbeError::HostKeyMismatch),
         };
         Given::with(())
             .given(vec![created()])
             .when(ConnectionCommand::RecordTest {
                 outcome: outcome.clone(),
-                mismatch: Some((vec!["SHA256:a".into()], "SHA256:evil".into())),
+                mismatch: Some(Mismatch {
+                    expected: vec!["SHA256:a".into()],
+                    presented: "SHA256:evil".into(),
+                }),
             })
             .then_expect_events(vec![
                 ConnectionEvent::HostKeyMismatchDetected {
@@ -295,6 +323,30 @@ mod tests {
                 },
                 ConnectionEvent::ConnectionTested(outcome),
             ]);
+    }
+
+    /// Events stored before the values were typed (plain strings) still load, and
+    /// serialise back to the same JSON.
+    #[test]
+    fn events_stored_as_plain_strings_still_load() {
+        let stored = serde_json::json!({"ConnectionCreated": {
+            "settings": {"name": "nas", "host": "nas.example", "port": 22, "username": "root",
+                "keypair_id": "5f0c6a0e-4a8e-4a55-9b39-3c1e0f6b8a11",
+                "host_keys": [{"algorithm": "ssh-ed25519", "key": "ssh-ed25519 AAAA",
+                    "fingerprint": "SHA256:a", "provenance": "scanned"}],
+                "connect_timeout_secs": 10},
+            "setup": "manual"}});
+        let event: ConnectionEvent = serde_json::from_value(stored.clone()).unwrap();
+        assert_eq!(serde_json::to_value(&event).unwrap(), stored);
+        let tested = serde_json::json!({"ConnectionTested": {"ok": false, "phase": "host_key",
+            "latency_ms": 3, "server_key_fingerprint": null, "error_code": "host_key_mismatch"}});
+        let event: ConnectionEvent = serde_json::from_value(tested.clone()).unwrap();
+        assert_eq!(serde_json::to_value(&event).unwrap(), tested);
+        let bad_host = serde_json::json!({"ConnectionCreated": {
+            "settings": {"name": "nas", "host": "not a host", "port": 22, "username": "root",
+                "keypair_id": "5f0c6a0e-4a8e-4a55-9b39-3c1e0f6b8a11", "host_keys": [],
+                "connect_timeout_secs": 10}, "setup": "manual"}});
+        assert!(serde_json::from_value::<ConnectionEvent>(bad_host).is_err());
     }
 
     #[test]

@@ -1,7 +1,6 @@
 //! OpenSSH-format files for a connection: known_hosts lines and an ssh_config block.
 
 use super::aggregate::ConnectionSettings;
-use crate::ssh::Host;
 
 /// An ssh_config `Host` alias from a free-text name: lowercase letters, digits and
 /// hyphens only, so a name can never inject configuration.
@@ -24,9 +23,7 @@ pub fn slug(name: &str, id: &str) -> String {
 }
 
 pub fn known_hosts(settings: &ConnectionSettings) -> String {
-    let pattern = Host::parse(&settings.host)
-        .map(|h| h.known_hosts_pattern(settings.port))
-        .unwrap_or_else(|_| settings.host.clone());
+    let pattern = settings.host.known_hosts_pattern(settings.port);
     settings
         .host_keys
         .iter()
@@ -37,7 +34,7 @@ pub fn known_hosts(settings: &ConnectionSettings) -> String {
 /// A `Host` block; the identity and known_hosts paths are placeholders under
 /// `~/.ssh/credgate/` for the job to write the files to.
 pub fn ssh_config(settings: &ConnectionSettings, id: &str) -> String {
-    let alias = slug(&settings.name, id);
+    let alias = slug(settings.name.as_str(), id);
     format!(
         "Host {alias}\n    HostName {host}\n    Port {port}\n    User {user}\n    IdentityFile ~/.ssh/credgate/{alias}\n    IdentitiesOnly yes\n    UserKnownHostsFile ~/.ssh/credgate/{alias}.known_hosts\n    StrictHostKeyChecking yes\n    ConnectTimeout {timeout}\n",
         host = settings.host,

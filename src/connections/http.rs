@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::aggregate::{ConnectionSettings, TestOutcome};
+use super::aggregate::{ConnectionSettings, SetupMethod, SshConnection, TestOutcome};
 use super::exports;
 use super::host_keys::PinnedHostKey;
 use super::outbound::outbound_error;
@@ -23,6 +23,8 @@ use crate::gateway::pagination::{self, PageParams, Paged};
 use crate::gateway::{ApiError, Authorized, IfMatch, JsonBody, Problem, etag, rejection};
 use crate::keypairs::{KeyAlgorithm, KeypairFailure};
 use crate::names::Name;
+use crate::ssh::{ProbeError, TestPhase};
+use crate::store::Committed;
 
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -89,11 +91,11 @@ pub struct ConnectionResponse {
     pub host: String,
     pub port: u16,
     pub username: String,
-    pub keypair_id: String,
+    pub keypair_id: Uuid,
     pub host_keys: Vec<PinnedHostKey>,
     pub connect_timeout: u64,
-    /// `manual` (semi-automatic comes with pairing).
-    pub setup: String,
+    /// How it was set up (semi-automatic comes with pairing).
+    pub setup: SetupMethod,
     pub last_test: Option<TestResult>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
@@ -103,16 +105,16 @@ pub struct ConnectionResponse {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct TestResult {
     pub ok: bool,
-    pub phase: String,
+    pub phase: TestPhase,
     pub latency_ms: u64,
     pub server_key_fingerprint: Option<String>,
-    pub error_code: Option<String>,
+    pub error_code: Option<ProbeError>,
     pub tested_at: Option<DateTime<Utc>>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct TestError {
-    pub code: String,
+    pub code: ProbeError,
     pub detail: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub expected_fingerprints: Option<Vec<String>>,
@@ -123,8 +125,8 @@ pub struct TestError {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ConnectionTestResponse {
     pub ok: bool,
-    /// `connect`, `host_key`, `auth` or `exec`: how far the test got.
-    pub phase: String,
+    /// How far the test got.
+    pub phase: TestPhase,
     pub latency_ms: u64,
     pub server_key_fingerprint: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -168,8 +170,8 @@ fn response(view: ConnectionView) -> Result<ConnectionResponse, ApiError> {
     } = view.settings;
     Ok(ConnectionResponse {
         id: view.id.parse().map_err(ApiError::internal)?,
-        name,
-        host,
+        name: name.as_str().to_owned(),
+        host: host.to_string(),
         port,
         username,
         keypair_id,
@@ -208,6 +210,13 @@ fn failure(err: ConnectionFailure) -> ApiError {
 
 fn parse_uuid(text: &str) -> Result<Uuid, String> {
     Uuid::parse_str(text.trim()).map_err(|_| format!("`{text}` is not a keypair id (UUID)"))
+}
+
+/// The answer to a write: the view as the committed events make it.
+fn committed_view(committed: &Committed<SshConnection>) -> Result<ConnectionView, ApiError> {
+    committed
+        .view::<ConnectionView>()
+        .ok_or_else(|| ApiError::internal("a written connection has no view"))
 }
 
 async fn find(service: &ConnectionService, id: Uuid) -> Result<ConnectionView, ApiError> {
@@ -291,16 +300,14 @@ pub async fn create_connection(
         remote_host_key: body.remote_host_key,
         connect_timeout_secs: timeout,
     };
-    let (id, _) = service
+    let (id, committed) = service
         .create(request, &caller.metadata(clock.now()))
         .await
         .map_err(failure)?;
-    let view = find(&service, id).await?;
-    let version = view.version;
     Ok(HttpResponse::Created()
-        .insert_header((header::ETAG, etag(version)))
+        .insert_header((header::ETAG, etag(committed.version)))
         .insert_header((header::LOCATION, format!("/api/v1/ssh-connections/{id}")))
-        .json(response(view)?))
+        .json(response(committed_view(&committed)?)?))
 }
 
 /// List connections, oldest first.
@@ -394,16 +401,18 @@ pub async fn update_connection(
             .and_then(|t| errors.check("connect_timeout", connect_timeout(Some(t)))),
     };
     errors.into_result()?;
-    let id = id.into_inner();
-    service
-        .update(id, changes, expected, &caller.metadata(clock.now()))
+    let committed = service
+        .update(
+            id.into_inner(),
+            changes,
+            expected,
+            &caller.metadata(clock.now()),
+        )
         .await
         .map_err(failure)?;
-    let view = find(&service, id).await?;
-    let version = view.version;
     Ok(HttpResponse::Ok()
-        .insert_header((header::ETAG, etag(version)))
-        .json(response(view)?))
+        .insert_header((header::ETAG, etag(committed.version)))
+        .json(response(committed_view(&committed)?)?))
 }
 
 /// Delete a connection.
@@ -428,12 +437,7 @@ pub async fn delete_connection(
     IfMatch(expected): IfMatch,
 ) -> Result<HttpResponse, ApiError> {
     service
-        .delete(
-            id.into_inner(),
-            expected,
-            &caller.metadata(clock.now()),
-            false,
-        )
+        .delete(id.into_inner(), expected, &caller.metadata(clock.now()))
         .await
         .map_err(failure)?;
     Ok(HttpResponse::NoContent().finish())
@@ -465,18 +469,18 @@ pub async fn test_connection(
         k.fingerprint(russh::keys::ssh_key::HashAlg::Sha256)
             .to_string()
     });
-    let error = report.error.map(|(code, detail)| {
-        let mismatch = code == "host_key_mismatch";
+    let error = report.error.map(|failure| {
+        let mismatch = failure.code == ProbeError::HostKeyMismatch;
         TestError {
-            code: code.to_owned(),
-            detail,
+            code: failure.code,
+            detail: failure.detail,
             expected_fingerprints: mismatch.then(|| expected.clone()),
             presented_fingerprint: if mismatch { presented.clone() } else { None },
         }
     });
     Ok(HttpResponse::Ok().json(ConnectionTestResponse {
         ok: report.ok,
-        phase: report.phase.to_owned(),
+        phase: report.phase,
         latency_ms: report.latency_ms,
         server_key_fingerprint: presented,
         error,
@@ -508,7 +512,7 @@ pub async fn connection_credentials(
     Ok(HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .json(CredentialsResponse {
-            host: bundle.settings.host,
+            host: bundle.settings.host.to_string(),
             port: bundle.settings.port,
             username: bundle.settings.username,
             private_key: bundle.private_key.to_string(),

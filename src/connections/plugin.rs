@@ -5,17 +5,15 @@ use std::sync::{Arc, OnceLock};
 
 use actix_web::web;
 use utoipa_actix_web::service_config::ServiceConfig;
-use uuid::Uuid;
 
-use super::service::{ConnectionService, NAME_KIND};
+use super::service::{ConnectionFailure, ConnectionService, NAME_KIND};
 use super::view::ConnectionView;
 use super::{http, scan_http};
 use crate::gateway::{Plugin, Runtime};
 use crate::keypairs::DependantRemover;
-use crate::names::Name;
 use crate::ssh::OutboundPolicy;
 use crate::store::{
-    CommandMetadata, Dependant, Projection, Store, StoreError, View, ViewProjection,
+    Change, CommandMetadata, Dependant, Projection, Store, StoreError, View, ViewProjection,
 };
 
 #[derive(Default)]
@@ -31,12 +29,21 @@ impl DependantRemover for RemoveConnection {
         NAME_KIND
     }
 
-    async fn remove(&self, id: &str, metadata: &CommandMetadata) -> Result<(), String> {
-        let id = Uuid::parse_str(id).map_err(|e| e.to_string())?;
-        self.0
-            .delete(id, None, metadata, true)
-            .await
-            .map_err(|e| e.to_string())
+    async fn stage_removal(
+        &self,
+        change: &mut Change,
+        id: &str,
+        metadata: &CommandMetadata,
+    ) -> Result<(), String> {
+        match self.0.stage_delete(change, id, None, metadata).await {
+            Ok(()) => Ok(()),
+            // Already deleted, with a used-by row an older version left behind: drop it.
+            Err(ConnectionFailure::NotFound) => {
+                change.drop_dependant(NAME_KIND, id);
+                Ok(())
+            }
+            Err(other) => Err(other.to_string()),
+        }
     }
 }
 
@@ -55,10 +62,9 @@ impl Plugin for ConnectionsPlugin {
 
     fn start(&self, runtime: &Runtime) {
         let service = web::Data::new(ConnectionService::new(
-            &runtime.store,
+            &runtime.writer,
             runtime.keypairs.clone(),
             OutboundPolicy::new(&runtime.settings.outbound),
-            Some(runtime.projections.clone()),
         ));
         runtime
             .dependants
@@ -69,28 +75,23 @@ impl Plugin for ConnectionsPlugin {
     fn rebuild_side_tables<'a>(
         &'a self,
         store: &'a Store,
+        change: &'a mut Change,
     ) -> futures_util::future::BoxFuture<'a, Result<(), StoreError>> {
         Box::pin(async move {
-            store.clear_names(NAME_KIND).await?;
-            store.clear_dependencies(NAME_KIND).await?;
+            change.forget_names(NAME_KIND);
+            change.forget_dependants(NAME_KIND);
             for connection in store
                 .all_views::<ConnectionView>(ConnectionView::PROJECTION)
                 .await?
             {
                 let settings = &connection.settings;
-                if let Ok(name) = Name::parse(&settings.name) {
-                    store
-                        .reserve_name(NAME_KIND, &name.normalized(), &connection.id)
-                        .await?;
-                }
+                change.hold_name(NAME_KIND, &connection.id, &settings.name.normalized());
                 let dependant = Dependant {
                     kind: NAME_KIND.to_owned(),
                     id: connection.id.clone(),
-                    name: settings.name.clone(),
+                    name: settings.name.as_str().to_owned(),
                 };
-                store
-                    .add_dependency(&settings.keypair_id, &dependant)
-                    .await?;
+                change.depend_on(&settings.keypair_id.to_string(), dependant);
             }
             Ok(())
         })

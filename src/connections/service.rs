@@ -1,6 +1,6 @@
-//! Connections as the API uses them. Operations that touch keypairs run as separate
-//! commands in a fixed order, dependants first, so an interruption never leaves a
-//! connection pointing at a missing keypair.
+//! Connections as the API uses them. Each operation stages its events and side-table
+//! edits (name, dependency on the keypair, a keypair generated for it) in one [`Change`]
+//! and commits it once: all of it is written, or none.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -12,17 +12,18 @@ use uuid::Uuid;
 use zeroize::Zeroizing;
 
 use super::aggregate::{
-    ConnectionCommand, ConnectionError, ConnectionSettings, SshConnection, TestOutcome,
+    ConnectionCommand, ConnectionError, ConnectionSettings, Mismatch, SetupMethod, SshConnection,
+    TestOutcome,
 };
 use super::exports;
 use super::view::ConnectionView;
-use crate::keypairs::{KeyAlgorithm, KeypairFailure, KeypairService};
+use crate::keypairs::{self, GenerateRequest, KeyAlgorithm, KeypairFailure, KeypairService};
 use crate::names::Name;
-use crate::ssh::probe::{ProbeReport, probe};
-use crate::ssh::{DiscoveredKey, Host, OutboundError, OutboundPolicy};
+use crate::ssh::probe::probe;
+use crate::ssh::{DiscoveredKey, Host, OutboundError, OutboundPolicy, ProbeError, ProbeReport};
 use crate::store::{
-    Aggregates, CommandError, CommandMetadata, Committed, Dependant, Page, ProjectionRunner, Store,
-    StoreError, View,
+    Aggregates, Change, CommandError, CommandMetadata, CommitError, Committed, Dependant, Page,
+    Store, StoreError, View, Writer,
 };
 
 pub const NAME_KIND: &str = "ssh-connection";
@@ -121,14 +122,13 @@ type RecentScan = (Instant, Vec<DiscoveredKey>);
 
 impl ConnectionService {
     pub fn new(
-        store: &Store,
+        writer: &Writer,
         keypairs: web::Data<KeypairService>,
         policy: OutboundPolicy,
-        projections: Option<std::sync::Arc<ProjectionRunner>>,
     ) -> Self {
         Self {
-            connections: Aggregates::new(store, (), projections),
-            store: store.clone(),
+            connections: Aggregates::new(writer, ()),
+            store: writer.store().clone(),
             keypairs,
             policy,
             scans: Mutex::new(HashMap::new()),
@@ -169,8 +169,8 @@ impl ConnectionService {
             .map_err(|m| ConnectionFailure::invalid("remote_host_key", m))
     }
 
-    /// Manual setup. A keypair generated for the connection is deleted again if the
-    /// connection cannot be created.
+    /// Manual setup: the connection, its name, its dependency on the keypair and (when
+    /// asked) the keypair generated for it, all in one change.
     pub async fn create(
         &self,
         request: NewConnection,
@@ -179,123 +179,115 @@ impl ConnectionService {
         let host_keys = self.pin(&request.host, request.port, &request.remote_host_key)?;
         let id = Uuid::new_v4();
         let owner = id.to_string();
-        let normalized = request.name.normalized();
-        let (keypair_id, generated) = self.choose_keypair(&request, metadata).await?;
-        let outcome = async {
-            if self
-                .store
-                .reserve_name(NAME_KIND, &normalized, &owner)
-                .await?
-                .is_some()
-            {
-                return Err(ConnectionFailure::NameTaken);
-            }
-            let dependant = Dependant {
-                kind: NAME_KIND.to_owned(),
-                id: owner.clone(),
-                name: request.name.as_str().to_owned(),
-            };
-            // Recorded before the keypair is checked, so a concurrent keypair delete
-            // either sees this connection or happened before the check.
-            self.store
-                .add_dependency(&keypair_id.to_string(), &dependant)
-                .await?;
-            self.require_private_key(keypair_id).await?;
-            let settings = ConnectionSettings {
-                name: request.name.as_str().to_owned(),
-                host: request.host.to_string(),
-                port: request.port,
-                username: request.username.clone(),
-                keypair_id: keypair_id.to_string(),
-                host_keys,
-                connect_timeout_secs: request.connect_timeout_secs,
-            };
-            let command = ConnectionCommand::Create {
-                settings,
-                setup: "manual".to_owned(),
-            };
-            Ok::<_, ConnectionFailure>(self.connections.execute(&owner, command, metadata).await?)
-        }
-        .await;
-        match outcome {
-            Ok(committed) => Ok((id, committed)),
-            Err(failure) => {
-                let _ = self
-                    .store
-                    .remove_dependency(&keypair_id.to_string(), NAME_KIND, &owner)
-                    .await;
-                let _ = self
-                    .store
-                    .release_name(NAME_KIND, &normalized, &owner)
-                    .await;
-                if generated {
-                    let _ = self
-                        .keypairs
-                        .delete(keypair_id, false, None, metadata)
-                        .await;
-                }
-                Err(failure)
-            }
-        }
+        let mut change = Change::new();
+        let keypair_id = self.choose_keypair(&mut change, &request, metadata).await?;
+        let settings = ConnectionSettings {
+            name: request.name,
+            host: request.host,
+            port: request.port,
+            username: request.username,
+            keypair_id,
+            host_keys,
+            connect_timeout_secs: request.connect_timeout_secs,
+        };
+        stage_side_tables(&mut change, &owner, &settings);
+        let command = ConnectionCommand::Create {
+            settings,
+            setup: SetupMethod::Manual,
+        };
+        let committed = self
+            .connections
+            .decide(&mut change, &owner, command, metadata, None)
+            .await?;
+        self.commit(&change).await?;
+        Ok((id, committed))
     }
 
+    async fn commit(&self, change: &Change) -> Result<(), ConnectionFailure> {
+        self.connections
+            .writer()
+            .commit(change)
+            .await
+            .map_err(|e| match e {
+                CommitError::NameTaken { kind } if kind == keypairs::NAME_KIND => {
+                    ConnectionFailure::invalid(
+                        "generate_keypair.name",
+                        "is already used by another keypair",
+                    )
+                }
+                CommitError::NameTaken { .. } => ConnectionFailure::NameTaken,
+                CommitError::NotLive { .. } => {
+                    ConnectionFailure::invalid("keypair_id", "no such keypair")
+                }
+                CommitError::InUse(_) => ConnectionFailure::Command(CommandError::Store(
+                    StoreError::Fault("a connection has no dependants".into()),
+                )),
+                CommitError::Store(e) => e.into(),
+            })
+    }
+
+    /// The keypair the new connection uses: an existing one (checked to have a private
+    /// key), or one generated into `change`.
     async fn choose_keypair(
         &self,
+        change: &mut Change,
         request: &NewConnection,
         metadata: &CommandMetadata,
-    ) -> Result<(Uuid, bool), ConnectionFailure> {
+    ) -> Result<Uuid, ConnectionFailure> {
         match &request.keypair {
-            KeypairChoice::Existing(id) => Ok((*id, false)),
+            KeypairChoice::Existing(id) => {
+                self.require_private_key(*id).await?;
+                Ok(*id)
+            }
             KeypairChoice::Generate { name, algorithm } => {
                 let name = match name {
                     Some(name) => name.clone(),
                     None => Name::parse(&format!("{} Key", request.name))
                         .map_err(|m| ConnectionFailure::invalid("generate_keypair.name", m))?,
                 };
-                let algorithm = algorithm.unwrap_or(KeyAlgorithm::Ed25519);
-                match self
+                let generate = GenerateRequest {
+                    name,
+                    algorithm: algorithm.unwrap_or(KeyAlgorithm::Ed25519),
+                    bits: None,
+                    comment: String::new(),
+                };
+                let (id, _) = self
                     .keypairs
-                    .generate(name, algorithm, None, String::new(), metadata)
+                    .stage_generate(change, generate, metadata)
                     .await
-                {
-                    Ok((id, _)) => Ok((id, true)),
-                    Err(KeypairFailure::NameTaken) => Err(ConnectionFailure::invalid(
-                        "generate_keypair.name",
-                        "is already used by another keypair",
-                    )),
-                    Err(other) => Err(ConnectionFailure::Keypair(other)),
-                }
+                    .map_err(ConnectionFailure::Keypair)?;
+                Ok(id)
             }
         }
     }
 
+    /// A connection needs a keypair that exists and has a private key. (That it still
+    /// exists when the change commits is the `require_live` guard's job.)
     async fn require_private_key(&self, keypair_id: Uuid) -> Result<(), ConnectionFailure> {
-        match self.keypairs.private_key(keypair_id).await {
-            Ok(_) => Ok(()),
-            Err(KeypairFailure::NotFound) => {
-                Err(ConnectionFailure::invalid("keypair_id", "no such keypair"))
-            }
-            Err(KeypairFailure::NoPrivateKey) => Err(ConnectionFailure::invalid(
+        match self.keypairs.load_existing(keypair_id).await {
+            Ok(keypair) if keypair.private_key.is_some() => Ok(()),
+            Ok(_) => Err(ConnectionFailure::invalid(
                 "keypair_id",
                 "the keypair has only a public key; a connection needs its private key",
             )),
+            Err(KeypairFailure::NotFound) => {
+                Err(ConnectionFailure::invalid("keypair_id", "no such keypair"))
+            }
             Err(other) => Err(ConnectionFailure::Keypair(other)),
         }
     }
 
-    async fn load_existing(
-        &self,
-        id: Uuid,
-    ) -> Result<(ConnectionSettings, usize), ConnectionFailure> {
+    async fn load_existing(&self, id: Uuid) -> Result<ConnectionSettings, ConnectionFailure> {
         match self.connections.load(&id.to_string()).await? {
-            Some(loaded) if loaded.state.exists() => match loaded.state.settings {
-                Some(settings) => Ok((settings, loaded.version)),
-                None => Err(ConnectionFailure::NotFound),
-            },
+            Some(loaded) if loaded.state.exists() => {
+                loaded.state.settings.ok_or(ConnectionFailure::NotFound)
+            }
             _ => Err(ConnectionFailure::NotFound),
         }
     }
 
+    /// Applies `changes` as one command; the name, the dependency and the new settings
+    /// commit together.
     pub async fn update(
         &self,
         id: Uuid,
@@ -304,169 +296,69 @@ impl ConnectionService {
         metadata: &CommandMetadata,
     ) -> Result<Committed<SshConnection>, ConnectionFailure> {
         let owner = id.to_string();
-        let (current, _) = self.load_existing(id).await?;
-        let host = match &changes.host {
-            Some(host) => host.clone(),
-            None => {
-                Host::parse(&current.host).map_err(|m| ConnectionFailure::invalid("host", m))?
-            }
-        };
+        let current = self.load_existing(id).await?;
+        if let Some(keypair_id) = changes.keypair_id {
+            self.require_private_key(keypair_id).await?;
+        }
+        let host = changes.host.unwrap_or(current.host);
         let port = changes.port.unwrap_or(current.port);
         let host_keys = match &changes.remote_host_key {
             Some(text) => self.pin(&host, port, text)?,
-            None => current.host_keys.clone(),
+            None => current.host_keys,
         };
-        let new_name = changes.name.clone();
-        let old_normalized = Name::parse(&current.name)
-            .map(|n| n.normalized())
-            .unwrap_or_default();
-        if let Some(name) = &new_name
-            && name.normalized() != old_normalized
-            && self
-                .store
-                .reserve_name(NAME_KIND, &name.normalized(), &owner)
-                .await?
-                .is_some()
-        {
-            return Err(ConnectionFailure::NameTaken);
-        }
-        let dependant_name = new_name
-            .as_ref()
-            .map_or(current.name.clone(), |n| n.as_str().to_owned());
-        if let Some(keypair_id) = changes.keypair_id {
-            let dependant = Dependant {
-                kind: NAME_KIND.to_owned(),
-                id: owner.clone(),
-                name: dependant_name.clone(),
-            };
-            self.store
-                .add_dependency(&keypair_id.to_string(), &dependant)
-                .await?;
-            if let Err(e) = self.require_private_key(keypair_id).await {
-                if keypair_id.to_string() != current.keypair_id {
-                    let _ = self
-                        .store
-                        .remove_dependency(&keypair_id.to_string(), NAME_KIND, &owner)
-                        .await;
-                }
-                self.release_new_name(&new_name, &old_normalized, &owner)
-                    .await;
-                return Err(e);
-            }
-        }
         let settings = ConnectionSettings {
-            name: dependant_name.clone(),
-            host: host.to_string(),
+            name: changes.name.unwrap_or(current.name),
+            host,
             port,
-            username: changes.username.clone().unwrap_or(current.username.clone()),
-            keypair_id: changes
-                .keypair_id
-                .map_or(current.keypair_id.clone(), |k| k.to_string()),
+            username: changes.username.unwrap_or(current.username),
+            keypair_id: changes.keypair_id.unwrap_or(current.keypair_id),
             host_keys,
             connect_timeout_secs: changes
                 .connect_timeout_secs
                 .unwrap_or(current.connect_timeout_secs),
         };
-        let new_keypair = settings.keypair_id.clone();
-        match self
+        let mut change = Change::new();
+        stage_side_tables(&mut change, &owner, &settings);
+        let committed = self
             .connections
-            .execute_expecting(
+            .decide(
+                &mut change,
                 &owner,
                 ConnectionCommand::Update { settings },
                 metadata,
                 expected,
             )
-            .await
-        {
-            Ok(committed) => {
-                if new_name.is_some() {
-                    self.store
-                        .release_name(NAME_KIND, &old_normalized, &owner)
-                        .await
-                        .ok();
-                    let dependant = Dependant {
-                        kind: NAME_KIND.to_owned(),
-                        id: owner.clone(),
-                        name: dependant_name,
-                    };
-                    self.store.add_dependency(&new_keypair, &dependant).await?;
-                }
-                if new_keypair != current.keypair_id {
-                    self.store
-                        .remove_dependency(&current.keypair_id, NAME_KIND, &owner)
-                        .await?;
-                }
-                Ok(committed)
-            }
-            Err(e) => {
-                if new_keypair != current.keypair_id {
-                    let _ = self
-                        .store
-                        .remove_dependency(&new_keypair, NAME_KIND, &owner)
-                        .await;
-                }
-                self.release_new_name(&new_name, &old_normalized, &owner)
-                    .await;
-                Err(e.into())
-            }
-        }
+            .await?;
+        self.commit(&change).await?;
+        Ok(committed)
     }
 
-    async fn release_new_name(&self, new_name: &Option<Name>, old_normalized: &str, owner: &str) {
-        if let Some(name) = new_name
-            && name.normalized() != old_normalized
-        {
-            let _ = self
-                .store
-                .release_name(NAME_KIND, &name.normalized(), owner)
-                .await;
-        }
-    }
-
-    /// Deletes the connection. Deleting one already deleted succeeds (cascade retries).
     pub async fn delete(
         &self,
         id: Uuid,
         expected: Option<usize>,
         metadata: &CommandMetadata,
-        already_gone_is_ok: bool,
     ) -> Result<(), ConnectionFailure> {
-        let owner = id.to_string();
-        let Some(loaded) = self.connections.load(&owner).await? else {
-            return if already_gone_is_ok {
-                Ok(())
-            } else {
-                Err(ConnectionFailure::NotFound)
-            };
-        };
-        let Some(settings) = loaded.state.settings.clone() else {
-            return Err(ConnectionFailure::NotFound);
-        };
-        if !loaded.state.deleted {
-            self.connections
-                .execute_expecting(&owner, ConnectionCommand::Delete, metadata, expected)
-                .await?;
-        } else if !already_gone_is_ok {
-            // Finish what an interrupted delete left, then report it gone.
-            self.forget(&owner, &settings).await?;
-            return Err(ConnectionFailure::NotFound);
-        }
-        self.forget(&owner, &settings).await
+        let mut change = Change::new();
+        self.stage_delete(&mut change, &id.to_string(), expected, metadata)
+            .await?;
+        self.commit(&change).await
     }
 
-    async fn forget(
+    /// The connection's deletion, its name given up and its dependency dropped, staged
+    /// in `change` (its own, or a cascading keypair delete's).
+    pub async fn stage_delete(
         &self,
+        change: &mut Change,
         owner: &str,
-        settings: &ConnectionSettings,
+        expected: Option<usize>,
+        metadata: &CommandMetadata,
     ) -> Result<(), ConnectionFailure> {
-        self.store
-            .remove_dependency(&settings.keypair_id, NAME_KIND, owner)
+        self.connections
+            .decide(change, owner, ConnectionCommand::Delete, metadata, expected)
             .await?;
-        if let Ok(name) = Name::parse(&settings.name) {
-            self.store
-                .release_name(NAME_KIND, &name.normalized(), owner)
-                .await?;
-        }
+        change.release_names(NAME_KIND, owner);
+        change.drop_dependant(NAME_KIND, owner);
         Ok(())
     }
 
@@ -477,19 +369,16 @@ impl ConnectionService {
         id: Uuid,
         metadata: &CommandMetadata,
     ) -> Result<(ProbeReport, Vec<String>), ConnectionFailure> {
-        let (settings, _) = self.load_existing(id).await?;
-        let host =
-            Host::parse(&settings.host).map_err(|m| ConnectionFailure::invalid("host", m))?;
+        let settings = self.load_existing(id).await?;
+        let host = settings.host.clone();
         let timeout = Duration::from_secs(settings.connect_timeout_secs);
         let address = self
             .checked_address(&host, settings.port, timeout)
             .await
             .map_err(ConnectionFailure::Outbound)?;
-        let keypair_id = Uuid::parse_str(&settings.keypair_id)
-            .map_err(|e| ConnectionFailure::invalid("keypair_id", e.to_string()))?;
         let key = self
             .keypairs
-            .private_key(keypair_id)
+            .private_key(settings.keypair_id)
             .await
             .map_err(ConnectionFailure::Keypair)?;
         let pinned: Vec<String> = settings
@@ -503,17 +392,20 @@ impl ConnectionService {
                 .to_string()
         });
         let mismatch = match (&report.error, &presented_fingerprint) {
-            (Some(("host_key_mismatch", _)), Some(presented)) => {
-                Some((pinned.clone(), presented.clone()))
+            (Some(failure), Some(presented)) if failure.code == ProbeError::HostKeyMismatch => {
+                Some(Mismatch {
+                    expected: pinned.clone(),
+                    presented: presented.clone(),
+                })
             }
             _ => None,
         };
         let outcome = TestOutcome {
             ok: report.ok,
-            phase: report.phase.to_owned(),
+            phase: report.phase,
             latency_ms: report.latency_ms,
             server_key_fingerprint: presented_fingerprint,
-            error_code: report.error.as_ref().map(|(code, _)| (*code).to_owned()),
+            error_code: report.error.as_ref().map(|failure| failure.code),
         };
         self.connections
             .execute(
@@ -531,12 +423,10 @@ impl ConnectionService {
         id: Uuid,
         metadata: &CommandMetadata,
     ) -> Result<CredentialsBundle, ConnectionFailure> {
-        let (settings, _) = self.load_existing(id).await?;
-        let keypair_id = Uuid::parse_str(&settings.keypair_id)
-            .map_err(|e| ConnectionFailure::invalid("keypair_id", e.to_string()))?;
+        let settings = self.load_existing(id).await?;
         let key = self
             .keypairs
-            .private_key(keypair_id)
+            .private_key(settings.keypair_id)
             .await
             .map_err(ConnectionFailure::Keypair)?;
         let private_key = crate::keypairs::material::to_sealable(&key)
@@ -567,4 +457,20 @@ impl ConnectionService {
             .view_list(ConnectionView::PROJECTION, after, limit)
             .await
     }
+}
+
+/// The side-table rows a live connection implies: its name, and its use of its keypair
+/// (which must still be alive when the change commits).
+fn stage_side_tables(change: &mut Change, owner: &str, settings: &ConnectionSettings) {
+    let keypair = settings.keypair_id.to_string();
+    change.hold_name(NAME_KIND, owner, &settings.name.normalized());
+    change.require_live(keypairs::NAME_KIND, &keypair);
+    change.depend_on(
+        &keypair,
+        Dependant {
+            kind: NAME_KIND.to_owned(),
+            id: owner.to_owned(),
+            name: settings.name.as_str().to_owned(),
+        },
+    );
 }

@@ -4,14 +4,16 @@ use chrono::{DateTime, Utc};
 use cqrs_es::EventEnvelope;
 use serde::{Deserialize, Serialize};
 
-use super::aggregate::{ConnectionEvent, ConnectionSettings, SshConnection, TestOutcome};
+use super::aggregate::{
+    ConnectionEvent, ConnectionSettings, SetupMethod, SshConnection, TestOutcome,
+};
 use crate::store::{CommandMetadata, View};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ConnectionView {
     pub id: String,
     pub settings: ConnectionSettings,
-    pub setup: String,
+    pub setup: SetupMethod,
     pub last_test: Option<TestOutcome>,
     pub last_tested_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
@@ -30,7 +32,7 @@ impl View for ConnectionView {
             (ConnectionEvent::ConnectionCreated { settings, setup }, _) => Some(Self {
                 id: event.aggregate_id.clone(),
                 settings: settings.clone(),
-                setup: setup.clone(),
+                setup: *setup,
                 last_test: None,
                 last_tested_at: None,
                 created_at: at,

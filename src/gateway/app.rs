@@ -29,13 +29,15 @@ use crate::clock::{Clock, SystemClock};
 use crate::config::{Settings, redact_url_password};
 use crate::keypairs::{DependantRegistry, KeypairService};
 use crate::secrets::{MasterKey, Secrets};
-use crate::store::{ProjectionRunner, Store};
+use crate::store::{ProjectionRunner, Store, Writer};
 
 /// What a plugin's routes may use when the service is running.
 #[derive(Clone)]
 pub struct Runtime {
     pub store: Store,
     pub projections: Arc<ProjectionRunner>,
+    /// Commits changes and catches the projections up afterwards.
+    pub writer: Writer,
     pub clock: Arc<dyn Clock>,
     pub settings: Arc<Settings>,
     pub secrets: Secrets,
@@ -138,11 +140,8 @@ impl Application {
         ));
         projections.catch_up().await?;
 
-        let api_keys = Arc::new(ApiKeyService::new(
-            &store,
-            Some(projections.clone()),
-            options.clock.clone(),
-        ));
+        let writer = Writer::new(&store, Some(projections.clone()));
+        let api_keys = Arc::new(ApiKeyService::new(&writer, options.clock.clone()));
         let bootstrap = ensure_admin_key(
             &api_keys,
             &settings.data_dir,
@@ -160,14 +159,14 @@ impl Application {
         let settings = Arc::new(settings);
         let dependants = Arc::new(DependantRegistry::default());
         let keypairs = web::Data::new(KeypairService::new(
-            &store,
+            &writer,
             secrets.clone(),
-            Some(projections.clone()),
             dependants.clone(),
         ));
         let runtime = Runtime {
             store: store.clone(),
             projections,
+            writer,
             clock: options.clock,
             settings: settings.clone(),
             secrets,

@@ -21,11 +21,13 @@ pub trait Plugin: Send + Sync + 'static {
     }
     /// The read models this plugin owns; the projection runner keeps them current.
     fn projections(&self) -> Vec<Arc<dyn Projection>>;
-    /// Rebuilds the plugin's side tables (name reservations, dependencies) from its
-    /// views, after `projections rebuild` has rebuilt the views.
+    /// Stages the rebuild of the plugin's side tables (name reservations, dependencies)
+    /// from its views in `change`, after `projections rebuild` has rebuilt the views;
+    /// every plugin's part then commits as one transaction.
     fn rebuild_side_tables<'a>(
         &'a self,
         _store: &'a crate::store::Store,
+        _change: &'a mut crate::store::Change,
     ) -> futures_util::future::BoxFuture<'a, Result<(), crate::store::StoreError>> {
         Box::pin(async { Ok(()) })
     }

@@ -55,10 +55,24 @@ impl NewKeypair {
 pub enum KeypairCommand {
     Generate(NewKeypair),
     Import(NewKeypair),
-    Rename { name: String },
-    ChangeComment { comment: String, public_key: String },
-    RecordExport { encrypted: bool },
-    Delete { cascade: bool },
+    /// A rename, a new comment, or both, as one command (one PATCH, one commit).
+    Update {
+        name: Option<String>,
+        comment: Option<NewComment>,
+    },
+    RecordExport {
+        encrypted: bool,
+    },
+    Delete {
+        cascade: bool,
+    },
+}
+
+/// A new comment and the public key line that carries it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewComment {
+    pub comment: String,
+    pub public_key: String,
 }
 
 /// Persisted contract: variant names are the `event_type`s.
@@ -111,6 +125,8 @@ pub enum KeypairError {
     NoPrivateKey,
 }
 
+impl crate::store::Upcasted for SshKeypair {}
+
 impl SshKeypair {
     pub fn exists(&self) -> bool {
         self.algorithm.is_some() && !self.deleted
@@ -137,26 +153,28 @@ impl Aggregate for SshKeypair {
             KeypairCommand::Generate(new) => KeypairEvent::KeypairGenerated(new),
             KeypairCommand::Import(new) => KeypairEvent::KeypairImported(new),
             _ if !self.exists() => return Err(KeypairError::NotFound),
-            KeypairCommand::Rename { name } => {
-                if name == self.name {
-                    return Ok(());
+            KeypairCommand::Update { name, comment } => {
+                if let Some(name) = name.filter(|n| *n != self.name) {
+                    sink.write(
+                        KeypairEvent::KeypairRenamed {
+                            old_name: self.name.clone(),
+                            new_name: name,
+                        },
+                        self,
+                    )
+                    .await;
                 }
-                KeypairEvent::KeypairRenamed {
-                    old_name: self.name.clone(),
-                    new_name: name,
+                if let Some(new) = comment.filter(|c| c.comment != self.comment) {
+                    sink.write(
+                        KeypairEvent::KeypairCommentChanged {
+                            comment: new.comment,
+                            public_key: new.public_key,
+                        },
+                        self,
+                    )
+                    .await;
                 }
-            }
-            KeypairCommand::ChangeComment {
-                comment,
-                public_key,
-            } => {
-                if comment == self.comment {
-                    return Ok(());
-                }
-                KeypairEvent::KeypairCommentChanged {
-                    comment,
-                    public_key,
-                }
+                return Ok(());
             }
             KeypairCommand::RecordExport { encrypted } => {
                 if self.private_key.is_none() {
@@ -241,8 +259,9 @@ mod tests {
     fn rename_records_old_and_new_and_ignores_no_change() {
         Given::with(())
             .given(vec![KeypairEvent::KeypairGenerated(new_keypair(true))])
-            .when(KeypairCommand::Rename {
-                name: "offsite".into(),
+            .when(KeypairCommand::Update {
+                name: Some("offsite".into()),
+                comment: None,
             })
             .then_expect_events(vec![KeypairEvent::KeypairRenamed {
                 old_name: "backup".into(),
@@ -250,17 +269,44 @@ mod tests {
             }]);
         Given::with(())
             .given(vec![KeypairEvent::KeypairGenerated(new_keypair(true))])
-            .when(KeypairCommand::Rename {
-                name: "backup".into(),
+            .when(KeypairCommand::Update {
+                name: Some("backup".into()),
+                comment: None,
             })
             .then_expect_events(vec![]);
+    }
+
+    #[test]
+    fn one_update_renames_and_recomments_together() {
+        Given::with(())
+            .given(vec![KeypairEvent::KeypairGenerated(new_keypair(true))])
+            .when(KeypairCommand::Update {
+                name: Some("offsite".into()),
+                comment: Some(NewComment {
+                    comment: "new".into(),
+                    public_key: "ssh-ed25519 AAAA new".into(),
+                }),
+            })
+            .then_expect_events(vec![
+                KeypairEvent::KeypairRenamed {
+                    old_name: "backup".into(),
+                    new_name: "offsite".into(),
+                },
+                KeypairEvent::KeypairCommentChanged {
+                    comment: "new".into(),
+                    public_key: "ssh-ed25519 AAAA new".into(),
+                },
+            ]);
     }
 
     #[test]
     fn commands_on_missing_or_deleted_keypairs_are_refused() {
         Given::with(())
             .given_no_previous_events()
-            .when(KeypairCommand::Rename { name: "x".into() })
+            .when(KeypairCommand::Update {
+                name: Some("x".into()),
+                comment: None,
+            })
             .then_expect_error(KeypairError::NotFound);
         Given::with(())
             .given(vec![
@@ -294,9 +340,12 @@ mod tests {
     fn comment_changes_and_deletion_are_recorded() {
         Given::with(())
             .given(vec![KeypairEvent::KeypairGenerated(new_keypair(true))])
-            .when(KeypairCommand::ChangeComment {
-                comment: "new".into(),
-                public_key: "ssh-ed25519 AAAA new".into(),
+            .when(KeypairCommand::Update {
+                name: None,
+                comment: Some(NewComment {
+                    comment: "new".into(),
+                    public_key: "ssh-ed25519 AAAA new".into(),
+                }),
             })
             .then_expect_events(vec![KeypairEvent::KeypairCommentChanged {
                 comment: "new".into(),

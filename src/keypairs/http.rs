@@ -11,7 +11,9 @@ use zeroize::Zeroizing;
 
 use super::aggregate::SshKeypair;
 use super::material::KeyAlgorithm;
-use super::service::{ImportRequest, KeypairFailure, KeypairService};
+use super::service::{
+    GenerateRequest, ImportRequest, KeypairChanges, KeypairFailure, KeypairService,
+};
 use super::view::KeypairView;
 use crate::auth::require;
 use crate::gateway::pagination::{self, PageParams, Paged};
@@ -137,27 +139,11 @@ fn response(view: KeypairView) -> Result<KeypairResponse, ApiError> {
     })
 }
 
-fn from_state(
-    id: Uuid,
-    committed: &Committed<SshKeypair>,
-    at: DateTime<Utc>,
-) -> Result<KeypairResponse, ApiError> {
-    let state = &committed.state;
-    Ok(KeypairResponse {
-        id,
-        name: state.name.clone(),
-        algorithm: state
-            .algorithm
-            .ok_or_else(|| ApiError::internal("keypair without algorithm"))?,
-        bits: state.bits,
-        comment: state.comment.clone(),
-        public_key: state.public_key.clone(),
-        fingerprint: state.fingerprint.clone(),
-        has_private_key: state.private_key.is_some(),
-        created_at: at,
-        updated_at: at,
-        version: committed.version,
-    })
+/// The answer to a write: the view as the committed events make it.
+fn committed_view(committed: &Committed<SshKeypair>) -> Result<KeypairView, ApiError> {
+    committed
+        .view::<KeypairView>()
+        .ok_or_else(|| ApiError::internal("a written keypair has no view"))
 }
 
 fn failure(err: KeypairFailure) -> ApiError {
@@ -240,28 +226,23 @@ pub async fn generate_keypair(
 ) -> Result<HttpResponse, ApiError> {
     let name = parse_name(&body.name)?;
     let comment = parse_comment(body.comment)?.unwrap_or_default();
-    let metadata = caller.metadata(clock.now());
+    let request = GenerateRequest {
+        name,
+        algorithm: body.algorithm.unwrap_or(KeyAlgorithm::Ed25519),
+        bits: body.bits,
+        comment,
+    };
     let (id, committed) = service
-        .generate(
-            name,
-            body.algorithm.unwrap_or(KeyAlgorithm::Ed25519),
-            body.bits,
-            comment,
-            &metadata,
-        )
+        .generate(request, &caller.metadata(clock.now()))
         .await
         .map_err(failure)?;
-    created(id, &committed, metadata.occurred_at)
+    created(id, &committed)
 }
 
-fn created(
-    id: Uuid,
-    committed: &Committed<SshKeypair>,
-    at: DateTime<Utc>,
-) -> Result<HttpResponse, ApiError> {
+fn created(id: Uuid, committed: &Committed<SshKeypair>) -> Result<HttpResponse, ApiError> {
     Ok(with_etag(HttpResponse::Created(), committed.version)
         .insert_header((header::LOCATION, format!("/api/v1/ssh-keypairs/{id}")))
-        .json(from_state(id, committed, at)?))
+        .json(response(committed_view(committed)?)?))
 }
 
 /// Import a keypair.
@@ -289,9 +270,11 @@ pub async fn import_keypair(
         passphrase: body.passphrase.map(Zeroizing::new),
         comment: parse_comment(body.comment)?,
     };
-    let metadata = caller.metadata(clock.now());
-    let (id, committed) = service.import(request, &metadata).await.map_err(failure)?;
-    created(id, &committed, metadata.occurred_at)
+    let (id, committed) = service
+        .import(request, &caller.metadata(clock.now()))
+        .await
+        .map_err(failure)?;
+    created(id, &committed)
 }
 
 /// List keypairs, oldest first.
@@ -377,24 +360,17 @@ pub async fn update_keypair(
             "give `name`, `comment` or both",
         ));
     }
-    let metadata = caller.metadata(clock.now());
-    let mut expected = expected;
-    if let Some(name) = name {
-        let committed = service
-            .rename(id, name, expected, &metadata)
-            .await
-            .map_err(failure)?;
-        expected = expected.map(|_| committed.version);
-    }
-    if let Some(comment) = comment {
-        service
-            .change_comment(id, comment, expected, &metadata)
-            .await
-            .map_err(failure)?;
-    }
-    let view = find(&service, id).await?;
-    let version = view.version;
-    Ok(with_etag(HttpResponse::Ok(), version).json(response(view)?))
+    let committed = service
+        .update(
+            id,
+            KeypairChanges { name, comment },
+            expected,
+            &caller.metadata(clock.now()),
+        )
+        .await
+        .map_err(failure)?;
+    Ok(with_etag(HttpResponse::Ok(), committed.version)
+        .json(response(committed_view(&committed)?)?))
 }
 
 /// Delete a keypair and destroy its private key for good (its history stays).
@@ -520,11 +496,11 @@ pub async fn export_private_key(
     };
     let id = id.into_inner();
     let encrypted = passphrase.is_some();
-    let text = service
+    let (text, committed) = service
         .export(id, passphrase, &caller.metadata(clock.now()))
         .await
         .map_err(failure)?;
-    let fingerprint = find(&service, id).await?.fingerprint;
+    let fingerprint = committed.state.fingerprint;
     Ok(HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .json(ExportedPrivateKey {

@@ -9,9 +9,14 @@ mod service;
 mod used_by;
 mod view;
 
-pub use aggregate::{KeypairCommand, KeypairError, KeypairEvent, NewKeypair, SshKeypair};
+pub use aggregate::{
+    KeypairCommand, KeypairError, KeypairEvent, NewComment, NewKeypair, SshKeypair,
+};
 pub use material::KeyAlgorithm;
 pub use plugin::KeypairsPlugin;
-pub use service::{ImportRequest, KeypairFailure, KeypairService, PRIVATE_KEY_PURPOSE};
+pub use service::{
+    GenerateRequest, ImportRequest, KeypairChanges, KeypairFailure, KeypairService, NAME_KIND,
+    PRIVATE_KEY_PURPOSE,
+};
 pub use used_by::{DependantRegistry, DependantRemover};
 pub use view::KeypairView;

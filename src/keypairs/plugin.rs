@@ -9,7 +9,7 @@ use super::service::NAME_KIND;
 use super::view::KeypairView;
 use crate::gateway::{BodyLimit, Plugin, Runtime};
 use crate::names::Name;
-use crate::store::{Projection, Store, StoreError, View, ViewProjection};
+use crate::store::{Change, Projection, Store, StoreError, View, ViewProjection};
 
 /// Keys are small; a larger body is not a key (and 413 says so early).
 pub const KEYPAIR_BODY_LIMIT: usize = 64 * 1024;
@@ -30,17 +30,16 @@ impl Plugin for KeypairsPlugin {
     fn rebuild_side_tables<'a>(
         &'a self,
         store: &'a Store,
+        change: &'a mut Change,
     ) -> futures_util::future::BoxFuture<'a, Result<(), StoreError>> {
         Box::pin(async move {
-            store.clear_names(NAME_KIND).await?;
+            change.forget_names(NAME_KIND);
             for keypair in store
                 .all_views::<KeypairView>(KeypairView::PROJECTION)
                 .await?
             {
                 if let Ok(name) = Name::parse(&keypair.name) {
-                    store
-                        .reserve_name(NAME_KIND, &name.normalized(), &keypair.id)
-                        .await?;
+                    change.hold_name(NAME_KIND, &keypair.id, &name.normalized());
                 }
             }
             Ok(())

@@ -1,6 +1,8 @@
-//! Keypairs as the API uses them. Every secret is sealed before its event is written;
-//! uniqueness of names is a reservation taken before the command and given back if the
-//! command fails.
+//! Keypairs as the API uses them. Each operation stages its events and side-table edits
+//! (name reservation, data key, dependency guard) in one [`Change`] and commits it once:
+//! all of it is written or none. Every secret is sealed before its event is staged.
+//! `stage_*` functions let another capability put a keypair operation into its own
+//! change (a connection that generates its keypair in the same call).
 
 use std::sync::Arc;
 
@@ -8,15 +10,15 @@ use russh::keys::ssh_key::{PrivateKey, PublicKey};
 use uuid::Uuid;
 use zeroize::Zeroizing;
 
-use super::aggregate::{KeypairCommand, KeypairError, NewKeypair, SshKeypair};
+use super::aggregate::{KeypairCommand, KeypairError, NewComment, NewKeypair, SshKeypair};
 use super::material::{self, KeyAlgorithm, KeyProblem};
 use super::used_by::DependantRegistry;
 use super::view::KeypairView;
 use crate::names::Name;
 use crate::secrets::{Secrets, SecretsError};
 use crate::store::{
-    Aggregates, CommandError, CommandMetadata, Committed, Dependant, Page, ProjectionRunner, Store,
-    StoreError, View,
+    Aggregates, Change, CommandError, CommandMetadata, CommitError, Committed, Dependant, Page,
+    Store, StoreError, View, Writer,
 };
 
 /// The kind under which keypair names are reserved.
@@ -44,6 +46,17 @@ pub enum KeypairFailure {
     Command(CommandError<KeypairError>),
 }
 
+impl From<CommitError> for KeypairFailure {
+    fn from(err: CommitError) -> Self {
+        match err {
+            CommitError::NameTaken { .. } => Self::NameTaken,
+            CommitError::NotLive { .. } => Self::NotFound,
+            CommitError::InUse(dependants) => Self::InUse(dependants),
+            CommitError::Store(e) => e.into(),
+        }
+    }
+}
+
 impl From<CommandError<KeypairError>> for KeypairFailure {
     fn from(err: CommandError<KeypairError>) -> Self {
         match err {
@@ -69,6 +82,14 @@ impl From<SecretsError> for KeypairFailure {
     }
 }
 
+/// The parts of a new keypair, before its secret is sealed.
+struct NewKeypairParts<'a> {
+    name: Name,
+    comment: String,
+    facts: material::KeyFacts,
+    private: Option<&'a PrivateKey>,
+}
+
 /// An import request, already checked for shape.
 pub struct ImportRequest {
     pub name: Name,
@@ -76,6 +97,20 @@ pub struct ImportRequest {
     pub public_key: Option<String>,
     pub passphrase: Option<Zeroizing<String>>,
     pub comment: Option<String>,
+}
+
+/// A rename, a new comment, or both; `None` keeps the current value.
+pub struct KeypairChanges {
+    pub name: Option<Name>,
+    pub comment: Option<String>,
+}
+
+/// What a generated keypair is asked to be.
+pub struct GenerateRequest {
+    pub name: Name,
+    pub algorithm: KeyAlgorithm,
+    pub bits: Option<u32>,
+    pub comment: String,
 }
 
 pub struct KeypairService {
@@ -86,40 +121,48 @@ pub struct KeypairService {
 }
 
 impl KeypairService {
-    pub fn new(
-        store: &Store,
-        secrets: Secrets,
-        projections: Option<Arc<ProjectionRunner>>,
-        dependants: Arc<DependantRegistry>,
-    ) -> Self {
+    pub fn new(writer: &Writer, secrets: Secrets, dependants: Arc<DependantRegistry>) -> Self {
         Self {
-            keypairs: Aggregates::new(store, (), projections),
-            store: store.clone(),
+            keypairs: Aggregates::new(writer, ()),
+            store: writer.store().clone(),
             secrets,
             dependants,
         }
     }
 
+    async fn commit(&self, change: &Change) -> Result<(), KeypairFailure> {
+        Ok(self.keypairs.writer().commit(change).await?)
+    }
+
     pub async fn generate(
         &self,
-        name: Name,
-        algorithm: KeyAlgorithm,
-        bits: Option<u32>,
-        comment: String,
+        request: GenerateRequest,
         metadata: &CommandMetadata,
     ) -> Result<(Uuid, Committed<SshKeypair>), KeypairFailure> {
-        let bits = material::generation_bits(algorithm, bits)?;
-        let key = material::generate(algorithm, bits, comment.clone()).await?;
+        let mut change = Change::new();
+        let created = self.stage_generate(&mut change, request, metadata).await?;
+        self.commit(&change).await?;
+        Ok(created)
+    }
+
+    /// Generates a keypair into `change` (written when the change commits).
+    pub async fn stage_generate(
+        &self,
+        change: &mut Change,
+        request: GenerateRequest,
+        metadata: &CommandMetadata,
+    ) -> Result<(Uuid, Committed<SshKeypair>), KeypairFailure> {
+        let bits = material::generation_bits(request.algorithm, request.bits)?;
+        let key = material::generate(request.algorithm, bits, request.comment.clone()).await?;
         let facts = material::facts(key.public_key(), "algorithm")?;
-        self.create(
-            name,
-            comment,
+        let new = NewKeypairParts {
+            name: request.name,
+            comment: request.comment,
             facts,
-            Some(&key),
-            metadata,
-            KeypairCommand::Generate,
-        )
-        .await
+            private: Some(&key),
+        };
+        self.stage_new(change, new, metadata, KeypairCommand::Generate)
+            .await
     }
 
     pub async fn import(
@@ -138,7 +181,7 @@ impl KeypairService {
             Some(text) => Some(material::read_public_key(text)?),
             None => None,
         };
-        let public: PublicKey = match (&private, public) {
+        let mut public: PublicKey = match (&private, public) {
             (Some(private), Some(public)) => {
                 if private.public_key().key_data() != public.key_data() {
                     return Err(KeyProblem {
@@ -162,128 +205,82 @@ impl KeypairService {
         let comment = request
             .comment
             .unwrap_or_else(|| public.comment().to_string());
-        let mut public = public;
         public.set_comment(comment.as_str());
-        let facts = material::facts(&public, "public_key")?;
-        self.create(
-            request.name,
+        let new = NewKeypairParts {
+            name: request.name,
             comment,
-            facts,
-            private.as_ref(),
-            metadata,
-            KeypairCommand::Import,
-        )
-        .await
+            facts: material::facts(&public, "public_key")?,
+            private: private.as_ref(),
+        };
+        let mut change = Change::new();
+        let created = self
+            .stage_new(&mut change, new, metadata, KeypairCommand::Import)
+            .await?;
+        self.commit(&change).await?;
+        Ok(created)
     }
 
-    async fn create(
+    /// A new keypair: its name reserved, its data key created and its secret sealed,
+    /// its creation event, all in `change`.
+    async fn stage_new(
         &self,
-        name: Name,
-        comment: String,
-        facts: material::KeyFacts,
-        private: Option<&PrivateKey>,
+        change: &mut Change,
+        new: NewKeypairParts<'_>,
         metadata: &CommandMetadata,
         command: fn(NewKeypair) -> KeypairCommand,
     ) -> Result<(Uuid, Committed<SshKeypair>), KeypairFailure> {
         let id = Uuid::new_v4();
         let owner = id.to_string();
-        if self
-            .store
-            .reserve_name(NAME_KIND, &name.normalized(), &owner)
-            .await?
-            .is_some()
-        {
-            return Err(KeypairFailure::NameTaken);
-        }
-        let outcome = async {
-            let sealed = match private {
-                Some(key) => {
-                    let text = material::to_sealable(key).map_err(KeypairFailure::Secret)?;
-                    Some(
-                        self.secrets
-                            .seal(&owner, PRIVATE_KEY_PURPOSE, text.as_bytes())
-                            .await?,
-                    )
-                }
-                None => None,
-            };
-            let new = NewKeypair::new(name.as_str().to_owned(), comment, facts, sealed);
-            Ok(self
-                .keypairs
-                .execute(&owner, command(new), metadata)
-                .await?)
-        }
-        .await;
-        match outcome {
-            Ok(committed) => Ok((id, committed)),
-            Err(failure) => {
-                // Undo what was set aside for it; nothing refers to this id yet.
-                let _ = self.secrets.shred(&owner).await;
-                let _ = self
-                    .store
-                    .release_name(NAME_KIND, &name.normalized(), &owner)
-                    .await;
-                Err(failure)
+        let sealed = match new.private {
+            Some(key) => {
+                let text = material::to_sealable(key).map_err(KeypairFailure::Secret)?;
+                Some(
+                    self.secrets
+                        .seal_new(change, &owner, PRIVATE_KEY_PURPOSE, text.as_bytes())?,
+                )
             }
-        }
+            None => None,
+        };
+        change.hold_name(NAME_KIND, &owner, &new.name.normalized());
+        let keypair = NewKeypair::new(new.name.as_str().to_owned(), new.comment, new.facts, sealed);
+        let committed = self
+            .keypairs
+            .decide(change, &owner, command(keypair), metadata, None)
+            .await?;
+        Ok((id, committed))
     }
 
-    pub async fn rename(
+    /// Renames and/or re-comments the keypair in one command.
+    pub async fn update(
         &self,
         id: Uuid,
-        name: Name,
+        changes: KeypairChanges,
         expected: Option<usize>,
         metadata: &CommandMetadata,
     ) -> Result<Committed<SshKeypair>, KeypairFailure> {
         let owner = id.to_string();
-        let current = self.load_existing(id).await?;
-        if self
-            .store
-            .reserve_name(NAME_KIND, &name.normalized(), &owner)
-            .await?
-            .is_some()
-        {
-            return Err(KeypairFailure::NameTaken);
-        }
-        let command = KeypairCommand::Rename {
-            name: name.as_str().to_owned(),
+        let comment = match changes.comment {
+            Some(comment) => Some(self.recommented(id, comment).await?),
+            None => None,
         };
-        match self
-            .keypairs
-            .execute_expecting(&owner, command, metadata, expected)
-            .await
-        {
-            Ok(committed) => {
-                let old = Name::parse(&current.name)
-                    .map(|n| n.normalized())
-                    .unwrap_or_default();
-                if old != name.normalized() {
-                    self.store.release_name(NAME_KIND, &old, &owner).await?;
-                }
-                Ok(committed)
-            }
-            Err(e) => {
-                let old = Name::parse(&current.name)
-                    .map(|n| n.normalized())
-                    .unwrap_or_default();
-                if old != name.normalized() {
-                    let _ = self
-                        .store
-                        .release_name(NAME_KIND, &name.normalized(), &owner)
-                        .await;
-                }
-                Err(e.into())
-            }
+        let mut change = Change::new();
+        if let Some(name) = &changes.name {
+            change.hold_name(NAME_KIND, &owner, &name.normalized());
         }
+        let command = KeypairCommand::Update {
+            name: changes.name.map(|n| n.as_str().to_owned()),
+            comment,
+        };
+        let committed = self
+            .keypairs
+            .decide(&mut change, &owner, command, metadata, expected)
+            .await?;
+        self.commit(&change).await?;
+        Ok(committed)
     }
 
-    pub async fn change_comment(
-        &self,
-        id: Uuid,
-        comment: String,
-        expected: Option<usize>,
-        metadata: &CommandMetadata,
-    ) -> Result<Committed<SshKeypair>, KeypairFailure> {
+    /// The keypair's public key line carrying `comment`.
+    async fn recommented(&self, id: Uuid, comment: String) -> Result<NewComment, KeypairFailure> {
         let current = self.load_existing(id).await?;
         let mut public = PublicKey::from_openssh(&current.public_key)
             .map_err(|e| KeypairFailure::Secret(format!("stored public key unreadable: {e}")))?;
@@ -291,19 +288,16 @@ impl KeypairService {
         let public_key = public
             .to_openssh()
             .map_err(|e| KeypairFailure::Secret(e.to_string()))?;
-        let command = KeypairCommand::ChangeComment {
+        Ok(NewComment {
             comment,
             public_key,
-        };
-        Ok(self
-            .keypairs
-            .execute_expecting(&id.to_string(), command, metadata, expected)
-            .await?)
+        })
     }
 
-    /// Deletes the keypair, refusing while something uses it unless `cascade`, which
-    /// deletes the dependants first (each its own command). Then its data key is
-    /// destroyed. A retry after an interruption finishes the job.
+    /// Deletes the keypair and destroys its data key, in one transaction. While
+    /// something uses it the delete is refused, unless `cascade`: then its dependants
+    /// are deleted in the same transaction. A dependant added meanwhile refuses the
+    /// whole change (the `require_unused` guard runs after the cascade's removals).
     pub async fn delete(
         &self,
         id: Uuid,
@@ -312,51 +306,31 @@ impl KeypairService {
         metadata: &CommandMetadata,
     ) -> Result<(), KeypairFailure> {
         let owner = id.to_string();
-        let Some(loaded) = self.keypairs.load(&owner).await? else {
-            return Err(KeypairFailure::NotFound);
-        };
-        if loaded.state.deleted {
-            // An earlier delete was recorded; make sure its secret and name are gone too.
-            self.forget(&owner, &loaded.state.name).await?;
-            return Err(KeypairFailure::NotFound);
-        }
-        let dependants = self.store.dependants_of(&owner).await?;
-        if !dependants.is_empty() {
-            if !cascade {
-                return Err(KeypairFailure::InUse(dependants));
-            }
-            for dependant in &dependants {
+        let mut change = Change::new();
+        if cascade {
+            for dependant in self.store.dependants_of(&owner).await? {
                 let remover = self.dependants.remover(&dependant.kind).ok_or_else(|| {
                     KeypairFailure::Cascade(format!("nothing can delete a `{}`", dependant.kind))
                 })?;
                 remover
-                    .remove(&dependant.id, metadata)
+                    .stage_removal(&mut change, &dependant.id, metadata)
                     .await
                     .map_err(KeypairFailure::Cascade)?;
-                self.store
-                    .remove_dependency(&owner, &dependant.kind, &dependant.id)
-                    .await?;
             }
         }
         self.keypairs
-            .execute_expecting(
+            .decide(
+                &mut change,
                 &owner,
                 KeypairCommand::Delete { cascade },
                 metadata,
                 expected,
             )
             .await?;
-        self.forget(&owner, &loaded.state.name).await
-    }
-
-    async fn forget(&self, owner: &str, name: &str) -> Result<(), KeypairFailure> {
-        self.secrets.shred(owner).await?;
-        if let Ok(name) = Name::parse(name) {
-            self.store
-                .release_name(NAME_KIND, &name.normalized(), owner)
-                .await?;
-        }
-        Ok(())
+        change.require_unused(&owner);
+        change.release_names(NAME_KIND, &owner);
+        self.secrets.shred(&mut change, &owner);
+        self.commit(&change).await
     }
 
     /// The private key in OpenSSH format (encrypted with `passphrase` if given). The
@@ -367,17 +341,18 @@ impl KeypairService {
         id: Uuid,
         passphrase: Option<String>,
         metadata: &CommandMetadata,
-    ) -> Result<Zeroizing<String>, KeypairFailure> {
+    ) -> Result<(Zeroizing<String>, Committed<SshKeypair>), KeypairFailure> {
         let owner = id.to_string();
         let key = self.private_key(id).await?;
         let encrypted = passphrase.is_some();
         let text = material::export_openssh(key, passphrase)
             .await
             .map_err(KeypairFailure::Secret)?;
-        self.keypairs
+        let committed = self
+            .keypairs
             .execute(&owner, KeypairCommand::RecordExport { encrypted }, metadata)
             .await?;
-        Ok(text)
+        Ok((text, committed))
     }
 
     /// The decrypted private key, for callers inside credgate that use it (connection
@@ -393,7 +368,8 @@ impl KeypairService {
         material::from_sealed(&plain).map_err(KeypairFailure::Secret)
     }
 
-    async fn load_existing(&self, id: Uuid) -> Result<SshKeypair, KeypairFailure> {
+    /// The keypair, if it exists (is not deleted).
+    pub async fn load_existing(&self, id: Uuid) -> Result<SshKeypair, KeypairFailure> {
         match self.keypairs.load(&id.to_string()).await? {
             Some(loaded) if loaded.state.exists() => Ok(loaded.state),
             _ => Err(KeypairFailure::NotFound),

@@ -1,19 +1,24 @@
 //! Used-by: which objects depend on a keypair, and how to remove them for a cascading
-//! delete. Dependants record themselves (`Store::add_dependency`) before their own
-//! command runs, and register a [`DependantRemover`] for their kind; keypairs know
+//! delete. Dependants record themselves (`Change::depend_on`) in the change that creates
+//! or updates them, and register a [`DependantRemover`] for their kind; keypairs know
 //! nothing else about them.
 
 use std::sync::{Arc, RwLock};
 
-use crate::store::CommandMetadata;
+use crate::store::{Change, CommandMetadata};
 
 #[async_trait::async_trait]
 pub trait DependantRemover: Send + Sync + 'static {
     /// The `dependant_kind` this remover handles (e.g. `ssh-connection`).
     fn kind(&self) -> &'static str;
-    /// Deletes one dependant, as its own audited command. Deleting one that is already
-    /// gone succeeds, so an interrupted cascade can be retried.
-    async fn remove(&self, id: &str, metadata: &CommandMetadata) -> Result<(), String>;
+    /// Stages the deletion of one dependant (its event and its side-table edits) in
+    /// `change`, the keypair delete's own change: both commit together or neither does.
+    async fn stage_removal(
+        &self,
+        change: &mut Change,
+        id: &str,
+        metadata: &CommandMetadata,
+    ) -> Result<(), String>;
 }
 
 /// The removers of every dependant kind, registered at start-up.

@@ -16,7 +16,7 @@ use std::sync::Arc;
 
 use zeroize::Zeroizing;
 
-use crate::store::{Store, StoreError};
+use crate::store::{Change, Store, StoreError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum SecretsError {
@@ -68,29 +68,21 @@ impl Secrets {
         })
     }
 
-    /// Seals `plaintext` for `owner`, creating the owner's data key if it has none.
-    pub async fn seal(
+    /// Seals `plaintext` for a new `owner` under a fresh data key, whose wrapped form is
+    /// staged in `change`: the key exists exactly when the change that uses it commits.
+    pub fn seal_new(
         &self,
+        change: &mut Change,
         owner: &str,
         purpose: &str,
         plaintext: &[u8],
     ) -> Result<SealedBlob, SecretsError> {
-        let data_key = match self.data_key(owner).await {
-            Ok(key) => key,
-            Err(SecretsError::Destroyed) => {
-                let fresh: Zeroizing<[u8; aead::KEY_LEN]> = Zeroizing::new(rand::random());
-                let wrapped =
-                    aead::seal(self.master.bytes(), &wrap_context(owner), fresh.as_slice())?;
-                let text = serde_json::to_string(&wrapped)
-                    .map_err(|e| StoreError::Fault(e.to_string()))?;
-                self.store.insert_data_key(owner, &text).await?;
-                // Another request may have created it first; use whichever is stored.
-                self.data_key(owner).await?
-            }
-            Err(e) => return Err(e),
-        };
+        let fresh: Zeroizing<[u8; aead::KEY_LEN]> = Zeroizing::new(rand::random());
+        let wrapped = aead::seal(self.master.bytes(), &wrap_context(owner), fresh.as_slice())?;
+        let text = serde_json::to_string(&wrapped).map_err(|_| AeadError::Malformed)?;
+        change.put_data_key(owner, text);
         Ok(aead::seal(
-            &data_key,
+            &fresh,
             &seal_context(owner, purpose),
             plaintext,
         )?)
@@ -106,9 +98,10 @@ impl Secrets {
         Ok(aead::open(&data_key, &seal_context(owner, purpose), blob)?)
     }
 
-    /// Destroys the owner's data key; everything sealed for it stays unreadable.
-    pub async fn shred(&self, owner: &str) -> Result<(), SecretsError> {
-        Ok(self.store.delete_data_key(owner).await?)
+    /// Stages the destruction of the owner's data key: once `change` commits,
+    /// everything sealed for the owner stays unreadable.
+    pub fn shred(&self, change: &mut Change, owner: &str) {
+        change.destroy_data_key(owner);
     }
 
     async fn data_key(&self, owner: &str) -> Result<Zeroizing<[u8; aead::KEY_LEN]>, SecretsError> {

@@ -2,9 +2,25 @@
 
 use std::net::IpAddr;
 
-/// A validated host: an IP literal or an RFC 1123 host name.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A validated host: an IP literal or an RFC 1123 host name. Stored (in events, views)
+/// as the plain string it was parsed into; reading it back checks it again.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(try_from = "String", into = "String")]
 pub struct Host(String);
+
+impl TryFrom<String> for Host {
+    type Error = &'static str;
+
+    fn try_from(text: String) -> Result<Self, Self::Error> {
+        Self::parse(&text)
+    }
+}
+
+impl From<Host> for String {
+    fn from(host: Host) -> Self {
+        host.0
+    }
+}
 
 impl Host {
     pub fn parse(text: &str) -> Result<Self, &'static str> {

@@ -10,4 +10,5 @@ pub mod scan;
 pub use client::SshFailure;
 pub use host::Host;
 pub use policy::{OutboundError, OutboundPolicy};
+pub use probe::{ProbeError, ProbeFailure, ProbeReport, TestPhase};
 pub use scan::{DiscoveredKey, scan};

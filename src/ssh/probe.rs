@@ -8,18 +8,54 @@ use std::time::{Duration, Instant};
 use russh::keys::PrivateKeyWithHashAlg;
 use russh::keys::ssh_key::{HashAlg, PrivateKey, PublicKey};
 use russh::{ChannelMsg, Disconnect};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use super::client::{self, HOST_KEY_ALGORITHMS, KeyCheck, SshFailure};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProbeReport {
     pub ok: bool,
-    /// `connect`, `host_key`, `auth` or `exec`.
-    pub phase: &'static str,
+    pub phase: TestPhase,
     pub latency_ms: u64,
     pub presented: Option<PublicKey>,
-    /// Stable code and detail when not ok.
-    pub error: Option<(&'static str, String)>,
+    /// What went wrong, when not ok.
+    pub error: Option<ProbeFailure>,
+}
+
+/// How far a connection test got. Stored in events as its snake_case name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum TestPhase {
+    Connect,
+    HostKey,
+    Auth,
+    Exec,
+}
+
+/// Why a connection test failed: a stable code (stored in events and sent to clients as
+/// its snake_case name).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ProbeError {
+    RemoteUnreachable,
+    RemoteTimeout,
+    NotSsh,
+    NoAcceptableHostKey,
+    SshProtocolError,
+    /// The server's host key is of a kind or size credgate refuses.
+    UnacceptableHostKey,
+    /// The server presented a host key that is not pinned.
+    HostKeyMismatch,
+    AuthFailed,
+    ExecFailed,
+}
+
+/// A failed probe's code and a human-readable detail.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProbeFailure {
+    pub code: ProbeError,
+    pub detail: String,
 }
 
 fn fingerprint(key: &PublicKey) -> String {
@@ -49,7 +85,7 @@ pub async fn probe(
         phase,
         latency_ms: elapsed(),
         presented,
-        error: Some((code, detail)),
+        error: Some(ProbeFailure { code, detail }),
     };
 
     let mut handle = match client::connect(
@@ -64,26 +100,26 @@ pub async fn probe(
         Err((failure, _)) => {
             return match presented() {
                 Some(key) if !client::acceptable_host_key(&key) => failed(
-                    "host_key",
-                    "unacceptable_host_key",
+                    TestPhase::HostKey,
+                    ProbeError::UnacceptableHostKey,
                     "the server's host key is of a kind or size credgate refuses".into(),
                     Some(key),
                 ),
                 Some(key) if !pinned_fingerprints.contains(&fingerprint(&key)) => failed(
-                    "host_key",
-                    "host_key_mismatch",
+                    TestPhase::HostKey,
+                    ProbeError::HostKeyMismatch,
                     "the server presented a host key that is not pinned for this connection".into(),
                     Some(key),
                 ),
                 other => {
                     let code = match failure {
-                        SshFailure::Unreachable(_) => "remote_unreachable",
-                        SshFailure::Timeout => "remote_timeout",
-                        SshFailure::NotSsh => "not_ssh",
-                        SshFailure::NoAcceptableHostKey => "no_acceptable_host_key",
-                        SshFailure::Protocol(_) => "ssh_protocol_error",
+                        SshFailure::Unreachable(_) => ProbeError::RemoteUnreachable,
+                        SshFailure::Timeout => ProbeError::RemoteTimeout,
+                        SshFailure::NotSsh => ProbeError::NotSsh,
+                        SshFailure::NoAcceptableHostKey => ProbeError::NoAcceptableHostKey,
+                        SshFailure::Protocol(_) => ProbeError::SshProtocolError,
                     };
-                    failed("connect", code, failure.to_string(), other)
+                    failed(TestPhase::Connect, code, failure.to_string(), other)
                 }
             };
         }
@@ -108,17 +144,24 @@ pub async fn probe(
         Ok(Ok(result)) if result.success() => {}
         Ok(Ok(_)) => {
             return failed(
-                "auth",
-                "auth_failed",
+                TestPhase::Auth,
+                ProbeError::AuthFailed,
                 "the server refused the keypair for this user".into(),
                 presented_key,
             );
         }
-        Ok(Err(e)) => return failed("auth", "auth_failed", e.to_string(), presented_key),
+        Ok(Err(e)) => {
+            return failed(
+                TestPhase::Auth,
+                ProbeError::AuthFailed,
+                e.to_string(),
+                presented_key,
+            );
+        }
         Err(_) => {
             return failed(
-                "auth",
-                "remote_timeout",
+                TestPhase::Auth,
+                ProbeError::RemoteTimeout,
                 "authentication timed out".into(),
                 presented_key,
             );
@@ -141,21 +184,26 @@ pub async fn probe(
     match exec {
         Ok(Ok(Some(0))) => ProbeReport {
             ok: true,
-            phase: "exec",
+            phase: TestPhase::Exec,
             latency_ms: elapsed(),
             presented: presented_key,
             error: None,
         },
         Ok(Ok(status)) => failed(
-            "exec",
-            "exec_failed",
+            TestPhase::Exec,
+            ProbeError::ExecFailed,
             format!("`true` exited with {status:?}"),
             presented_key,
         ),
-        Ok(Err(e)) => failed("exec", "exec_failed", e.to_string(), presented_key),
+        Ok(Err(e)) => failed(
+            TestPhase::Exec,
+            ProbeError::ExecFailed,
+            e.to_string(),
+            presented_key,
+        ),
         Err(_) => failed(
-            "exec",
-            "remote_timeout",
+            TestPhase::Exec,
+            ProbeError::RemoteTimeout,
             "running `true` timed out".into(),
             presented_key,
         ),

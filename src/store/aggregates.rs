@@ -1,28 +1,63 @@
 //! Running commands against event-sourced aggregates.
 //!
-//! This is cqrs-es's `CqrsFramework::execute_with_metadata` minus the in-process queries
-//! (projections run from the log instead, see `projections.rs`), plus what the HTTP
-//! layer needs back: the aggregate's new state and version (for the response and its
-//! `ETag`). After a commit the projection runner catches up, so the caller's next read
-//! sees its own write.
+//! A command is *decided* into a [`Change`] (load the aggregate through cqrs-es's
+//! persisted event store, let it handle the command, stage the resulting events), and
+//! the change is *committed* by the [`Writer`] in one transaction with whatever
+//! side-table edits the same request staged. After a commit the projection runner
+//! catches up, so the caller's next read sees its own write; the caller's answer is
+//! built from the [`Committed`] state, not from a view read back.
 
 use std::sync::Arc;
 
-use cqrs_es::event_sink::EventSink;
-use cqrs_es::persist::{EventStoreAggregateContext, PersistedEventStore};
-use cqrs_es::{Aggregate, AggregateError, EventEnvelope, EventStore};
+use cqrs_es::persist::{EventUpcaster, PersistedEventStore, SerializedEvent};
+use cqrs_es::{Aggregate, EventEnvelope, EventStore};
 use postgres_es::PostgresEventRepository;
 use sqlite_es::SqliteEventRepository;
 
-use super::{CommandError, CommandMetadata, ProjectionRunner, Store, StoreError};
+use super::change::{Change, CommitError};
+use super::failpoints::Failpoints;
+use super::{CommandError, CommandMetadata, ProjectionRunner, Store, StoreError, View};
 
-/// The outcome of a successful command.
+/// An aggregate whose stored events may need upcasting before they are read. Every
+/// place that turns stored events into `A::Event` (loading an aggregate, projections)
+/// applies [`Upcasted::upcasters`], so an old payload is read the same way everywhere.
+pub trait Upcasted: Aggregate {
+    /// Upcasters for events stored in older shapes; none while every event is at its
+    /// first version.
+    fn upcasters() -> Vec<Box<dyn EventUpcaster>> {
+        Vec::new()
+    }
+}
+
+/// Runs `event` through `upcasters` (the ones that apply to its type and version).
+pub fn upcast(event: SerializedEvent, upcasters: &[Box<dyn EventUpcaster>]) -> SerializedEvent {
+    upcasters.iter().fold(event, |event, upcaster| {
+        if upcaster.can_upcast(&event.event_type, &event.event_version) {
+            upcaster.upcast(event)
+        } else {
+            event
+        }
+    })
+}
+
+/// An aggregate after a command: its new state and version, and its whole history
+/// (earlier events plus the new ones), from which its view is built without reading
+/// the view table back.
 #[derive(Debug, Clone)]
 pub struct Committed<A: Aggregate> {
     pub state: A,
     /// The sequence number of the aggregate's last event (0 when it has none).
     pub version: usize,
-    pub events: Vec<EventEnvelope<A>>,
+    history: Vec<EventEnvelope<A>>,
+}
+
+impl<A: Aggregate> Committed<A> {
+    /// The view `V` of this aggregate as the projection will store it.
+    pub fn view<V: View<Aggregate = A>>(&self) -> Option<V> {
+        self.history
+            .iter()
+            .fold(None, |current, event| V::apply(current, event))
+    }
 }
 
 /// An aggregate as loaded from its events.
@@ -30,6 +65,50 @@ pub struct Committed<A: Aggregate> {
 pub struct Loaded<A> {
     pub state: A,
     pub version: usize,
+}
+
+/// Commits [`Change`]s and then brings this process's projections up to date.
+#[derive(Clone)]
+pub struct Writer {
+    store: Store,
+    projections: Option<Arc<ProjectionRunner>>,
+    failpoints: Failpoints,
+}
+
+impl Writer {
+    /// `projections`, when given, is caught up after every successful commit.
+    pub fn new(store: &Store, projections: Option<Arc<ProjectionRunner>>) -> Self {
+        Self {
+            store: store.clone(),
+            projections,
+            failpoints: Failpoints::default(),
+        }
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// The failpoints of this writer's commits (tests arm them).
+    pub fn failpoints(&self) -> &Failpoints {
+        &self.failpoints
+    }
+
+    /// Writes `change` in one transaction, then catches the projections up.
+    pub async fn commit(&self, change: &Change) -> Result<(), CommitError> {
+        let failpoints = &self.failpoints;
+        self.store
+            .commit_with(change, &|step| failpoints.check(step))
+            .await?;
+        if let Some(runner) = &self.projections {
+            // The write is durable and the answer is built from the committed state;
+            // a failed catch-up only delays the views until the next periodic pass.
+            if let Err(error) = runner.catch_up().await {
+                tracing::warn!(%error, "projection catch-up after a command failed");
+            }
+        }
+        Ok(())
+    }
 }
 
 enum Backend<A: Aggregate> {
@@ -41,139 +120,133 @@ enum Backend<A: Aggregate> {
 pub struct Aggregates<A: Aggregate> {
     backend: Backend<A>,
     services: A::Services,
-    projections: Option<Arc<ProjectionRunner>>,
+    writer: Writer,
 }
 
 impl<A> Aggregates<A>
 where
-    A: Aggregate + Clone,
+    A: Upcasted + Clone,
 {
-    /// `projections`, when given, is caught up after every successful command.
-    pub fn new(
-        store: &Store,
-        services: A::Services,
-        projections: Option<Arc<ProjectionRunner>>,
-    ) -> Self {
-        let backend = match store {
-            Store::Postgres(pool) => Backend::Postgres(PersistedEventStore::new_event_store(
-                PostgresEventRepository::new(pool.clone()),
-            )),
-            Store::Sqlite(pool) => Backend::Sqlite(PersistedEventStore::new_event_store(
-                SqliteEventRepository::new(pool.clone()),
-            )),
+    pub fn new(writer: &Writer, services: A::Services) -> Self {
+        let backend = match writer.store() {
+            Store::Postgres(pool) => Backend::Postgres(
+                PersistedEventStore::new_event_store(PostgresEventRepository::new(pool.clone()))
+                    .with_upcasters(A::upcasters()),
+            ),
+            Store::Sqlite(pool) => Backend::Sqlite(
+                PersistedEventStore::new_event_store(SqliteEventRepository::new(pool.clone()))
+                    .with_upcasters(A::upcasters()),
+            ),
         };
         Self {
             backend,
             services,
-            projections,
+            writer: writer.clone(),
         }
     }
 
+    pub fn writer(&self) -> &Writer {
+        &self.writer
+    }
+
+    /// Decides `command` and commits it on its own.
     pub async fn execute(
         &self,
         aggregate_id: &str,
         command: A::Command,
         metadata: &CommandMetadata,
     ) -> Result<Committed<A>, CommandError<A::Error>> {
-        self.execute_expecting(aggregate_id, command, metadata, None)
-            .await
+        let mut change = Change::new();
+        let decided = self
+            .decide(&mut change, aggregate_id, command, metadata, None)
+            .await?;
+        self.writer.commit(&change).await.map_err(|e| match e {
+            CommitError::Store(e) => CommandError::Store(e),
+            // A lone command stages no side-table edits, so no guard can fail.
+            other => CommandError::Store(StoreError::Fault(other.to_string())),
+        })?;
+        Ok(decided)
     }
 
-    /// Like [`Aggregates::execute`], refused with [`CommandError::Stale`] unless the
-    /// aggregate is at version `expected` (an HTTP `If-Match`). A writer racing past the
-    /// check still loses at commit time ([`StoreError::Conflict`]).
-    pub async fn execute_expecting(
+    /// Loads the aggregate, lets it handle `command`, and stages the resulting events in
+    /// `change` (nothing is written until the change is committed). With `expected`
+    /// (an HTTP `If-Match`), refused with [`CommandError::Stale`] unless the aggregate is
+    /// at that version; a writer racing past the check still loses at commit time
+    /// ([`StoreError::Conflict`]).
+    pub async fn decide(
         &self,
+        change: &mut Change,
         aggregate_id: &str,
         command: A::Command,
         metadata: &CommandMetadata,
         expected: Option<usize>,
     ) -> Result<Committed<A>, CommandError<A::Error>> {
-        let services = &self.services;
-        let committed = match &self.backend {
-            Backend::Postgres(es) => {
-                execute_on(es, aggregate_id, command, services, metadata, expected).await
-            }
-            Backend::Sqlite(es) => {
-                execute_on(es, aggregate_id, command, services, metadata, expected).await
-            }
-        }?;
-        if let Some(runner) = &self.projections {
-            // The write is durable; a failed catch-up only delays the views until the
-            // next periodic pass, so it is logged, not returned.
-            if let Err(error) = runner.catch_up().await {
-                tracing::warn!(%error, "projection catch-up after a command failed");
-            }
+        let mut history = self.events(aggregate_id).await?;
+        let mut state = A::default();
+        for envelope in &history {
+            state.apply(envelope.payload.clone());
         }
-        Ok(committed)
+        let previous = history.last().map_or(0, |e| e.sequence);
+        if let Some(expected) = expected
+            && expected != previous
+        {
+            return Err(CommandError::Stale { current: previous });
+        }
+        let sink = cqrs_es::event_sink::EventSink::default();
+        state
+            .handle(command, &self.services, &sink)
+            .await
+            .map_err(CommandError::Rejected)?;
+        let metadata = metadata.to_map();
+        let new: Vec<EventEnvelope<A>> = sink
+            .collect()
+            .await
+            .into_iter()
+            .zip(previous + 1..)
+            .map(|(payload, sequence)| EventEnvelope {
+                aggregate_id: aggregate_id.to_owned(),
+                sequence,
+                payload,
+                metadata: metadata.clone(),
+            })
+            .collect();
+        let serialized = new
+            .iter()
+            .map(SerializedEvent::try_from)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| StoreError::Fault(format!("event could not be serialised: {e}")))?;
+        change.add_events(serialized);
+        let version = new.last().map_or(previous, |e| e.sequence);
+        history.extend(new);
+        Ok(Committed {
+            state,
+            version,
+            history,
+        })
     }
 
     /// The aggregate, or `None` if it has no events.
     pub async fn load(&self, aggregate_id: &str) -> Result<Option<Loaded<A>>, StoreError> {
-        let context = match &self.backend {
-            Backend::Postgres(es) => es.load_aggregate(aggregate_id).await,
-            Backend::Sqlite(es) => es.load_aggregate(aggregate_id).await,
+        let history = self.events(aggregate_id).await?;
+        let Some(version) = history.last().map(|e| e.sequence) else {
+            return Ok(None);
+        };
+        let mut state = A::default();
+        for envelope in history {
+            state.apply(envelope.payload);
         }
-        .map_err(store_error::<A>)?;
-        Ok((context.current_sequence > 0).then_some(Loaded {
-            state: context.aggregate,
-            version: context.current_sequence,
-        }))
+        Ok(Some(Loaded { state, version }))
     }
 
-    /// Every event of one aggregate, oldest first, with its metadata.
-    pub async fn history(&self, aggregate_id: &str) -> Result<Vec<EventEnvelope<A>>, StoreError> {
+    /// Every event of one aggregate, oldest first, upcast.
+    async fn events(&self, aggregate_id: &str) -> Result<Vec<EventEnvelope<A>>, StoreError> {
         match &self.backend {
             Backend::Postgres(es) => es.load_events(aggregate_id).await,
             Backend::Sqlite(es) => es.load_events(aggregate_id).await,
         }
-        .map_err(store_error::<A>)
+        .map_err(|e| match CommandError::from(e) {
+            CommandError::Store(e) => e,
+            other => StoreError::Fault(other.to_string()),
+        })
     }
-}
-
-fn store_error<A: Aggregate>(err: AggregateError<A::Error>) -> StoreError {
-    match CommandError::from(err) {
-        CommandError::Store(e) => e,
-        CommandError::Rejected(e) => StoreError::Fault(e.to_string()),
-        CommandError::Stale { .. } => StoreError::Conflict,
-    }
-}
-
-async fn execute_on<A, ES>(
-    store: &ES,
-    aggregate_id: &str,
-    command: A::Command,
-    services: &A::Services,
-    metadata: &CommandMetadata,
-    expected: Option<usize>,
-) -> Result<Committed<A>, CommandError<A::Error>>
-where
-    A: Aggregate + Clone,
-    ES: EventStore<A, AC = EventStoreAggregateContext<A>>,
-{
-    let mut context = store.load_aggregate(aggregate_id).await?;
-    let previous_version = context.current_sequence;
-    if let Some(expected) = expected
-        && expected != previous_version
-    {
-        return Err(CommandError::Stale {
-            current: previous_version,
-        });
-    }
-    let sink = EventSink::default();
-    context
-        .aggregate
-        .handle(command, services, &sink)
-        .await
-        .map_err(CommandError::Rejected)?;
-    let state = context.aggregate.clone();
-    let events = store
-        .commit(sink.collect().await, context, metadata.to_map())
-        .await?;
-    let version = events.last().map_or(previous_version, |e| e.sequence);
-    Ok(Committed {
-        state,
-        version,
-        events,
-    })
 }

@@ -17,6 +17,10 @@
 //!   any database of the cluster stayed open.) postgres-es inserts named columns, so
 //!   the identity default fills `position`.
 
+/// The advisory lock key every event-writing transaction takes on PostgreSQL (the
+/// trigger below, and [`super::Store::commit`] before its checks).
+pub const EVENT_WRITE_LOCK: i64 = 7245100101;
+
 pub const POSTGRES: &[&str] = &[
     "CREATE TABLE IF NOT EXISTS events (
         aggregate_type text NOT NULL,

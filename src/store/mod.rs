@@ -5,8 +5,10 @@
 //! [`Store`], [`Aggregates`] and [`ProjectionRunner`].
 
 mod aggregates;
+mod change;
 mod error;
 mod event_log;
+mod failpoints;
 mod metadata;
 mod migrations;
 mod postgres;
@@ -15,9 +17,11 @@ mod side_tables;
 mod sqlite;
 mod views;
 
-pub use aggregates::{Aggregates, Committed, Loaded};
+pub use aggregates::{Aggregates, Committed, Loaded, Upcasted, Writer, upcast};
+pub use change::{Change, CommitError, CommitStep};
 pub use error::{CommandError, StoreError};
 pub use event_log::{Position, StoredEvent};
+pub use failpoints::Failpoints;
 pub use metadata::CommandMetadata;
 pub use projections::{Projection, ProjectionRunner, View, ViewProjection};
 pub use side_tables::Dependant;

@@ -11,6 +11,7 @@
 use std::marker::PhantomData;
 use std::sync::Arc;
 
+use cqrs_es::persist::SerializedEvent;
 use cqrs_es::{Aggregate, EventEnvelope};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -38,7 +39,7 @@ pub trait Projection: Send + Sync + 'static {
 
 /// A typed view of one aggregate: the usual way to write a projection.
 pub trait View: Serialize + DeserializeOwned + Send + Sync + 'static {
-    type Aggregate: Aggregate;
+    type Aggregate: super::Upcasted;
     /// See [`Projection::name`].
     const PROJECTION: &'static str;
     /// The view after `event`; `None` removes it.
@@ -71,12 +72,19 @@ impl<V: View> Projection for ViewProjection<V> {
         if current.is_some_and(|doc| doc.version >= event.sequence) {
             return Ok(ViewChange::Unchanged);
         }
-        let envelope = EventEnvelope::<V::Aggregate> {
-            aggregate_id: event.aggregate_id.clone(),
-            sequence: usize::try_from(event.sequence).unwrap_or_default(),
-            payload: serde_json::from_value(event.payload.clone())?,
-            metadata: event.metadata.clone(),
-        };
+        let stored = SerializedEvent::new(
+            event.aggregate_id.clone(),
+            usize::try_from(event.sequence).unwrap_or_default(),
+            event.aggregate_type.clone(),
+            event.event_type.clone(),
+            event.event_version.clone(),
+            event.payload.clone(),
+            serde_json::to_value(&event.metadata)?,
+        );
+        let upcasters = <V::Aggregate as super::Upcasted>::upcasters();
+        let envelope =
+            EventEnvelope::<V::Aggregate>::try_from(super::upcast(stored, &upcasters))
+                .map_err(|e| StoreError::Fault(format!("stored event could not be read: {e}")))?;
         let view: Option<V> = current
             .map(|doc| serde_json::from_value(doc.payload.clone()))
             .transpose()?;

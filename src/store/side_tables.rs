@@ -1,6 +1,8 @@
-//! The few mutable tables beside the event log, written *before* a command runs because
-//! an aggregate cannot see other aggregates: wrapped data keys (see `secrets`), name
-//! reservations (uniqueness per kind) and dependencies (used-by). The SQL is the same on
+//! The few mutable tables beside the event log, for what an aggregate cannot see on its
+//! own: wrapped data keys (see `secrets`), name reservations (uniqueness per kind; a
+//! reservation also says its owner is alive) and dependencies (used-by). They are only
+//! ever written by [`Store::commit`](super::Store::commit), in the transaction of the
+//! events that imply them (see `change.rs`); this file reads them. The SQL is the same on
 //! both databases (`$n` placeholders work in SQLite too).
 
 use super::{Store, StoreError};
@@ -44,19 +46,6 @@ pub struct Dependant {
 }
 
 impl Store {
-    /// Stores a wrapped data key unless the owner already has one.
-    pub async fn insert_data_key(&self, owner: &str, wrapped: &str) -> Result<(), StoreError> {
-        on_pool!(self, |pool| sqlx::query(
-            "INSERT INTO data_keys (owner, wrapped) VALUES ($1, $2) ON CONFLICT (owner) DO NOTHING"
-        )
-        .bind(owner)
-        .bind(wrapped)
-        .execute(pool)
-        .await
-        .map(|_| ())?);
-        Ok(())
-    }
-
     pub async fn get_data_key(&self, owner: &str) -> Result<Option<String>, StoreError> {
         Ok(on_pool!(self, |pool| sqlx::query_scalar(
             "SELECT wrapped FROM data_keys WHERE owner = $1"
@@ -66,17 +55,6 @@ impl Store {
         .await?))
     }
 
-    pub async fn delete_data_key(&self, owner: &str) -> Result<(), StoreError> {
-        on_pool!(self, |pool| sqlx::query(
-            "DELETE FROM data_keys WHERE owner = $1"
-        )
-        .bind(owner)
-        .execute(pool)
-        .await
-        .map(|_| ())?);
-        Ok(())
-    }
-
     /// Any one stored data key, to check the master key at start-up.
     pub async fn sample_data_key(&self) -> Result<Option<(String, String)>, StoreError> {
         Ok(on_pool!(self, |pool| sqlx::query_as(
@@ -84,118 +62,6 @@ impl Store {
         )
         .fetch_optional(pool)
         .await?))
-    }
-
-    /// Reserves `normalized` for `owner` among names of `kind`. Returns the current owner
-    /// when another one holds it.
-    pub async fn reserve_name(
-        &self,
-        kind: &str,
-        normalized: &str,
-        owner: &str,
-    ) -> Result<Option<String>, StoreError> {
-        on_pool!(self, |pool| sqlx::query(
-            "INSERT INTO name_reservations (kind, normalized, owner) VALUES ($1, $2, $3) \
-             ON CONFLICT (kind, normalized) DO NOTHING"
-        )
-        .bind(kind)
-        .bind(normalized)
-        .bind(owner)
-        .execute(pool)
-        .await
-        .map(|_| ())?);
-        let holder: Option<String> = on_pool!(self, |pool| sqlx::query_scalar(
-            "SELECT owner FROM name_reservations WHERE kind = $1 AND normalized = $2"
-        )
-        .bind(kind)
-        .bind(normalized)
-        .fetch_optional(pool)
-        .await?);
-        Ok(holder.filter(|h| h != owner))
-    }
-
-    /// Releases `normalized` if `owner` holds it.
-    pub async fn release_name(
-        &self,
-        kind: &str,
-        normalized: &str,
-        owner: &str,
-    ) -> Result<(), StoreError> {
-        on_pool!(self, |pool| sqlx::query(
-            "DELETE FROM name_reservations WHERE kind = $1 AND normalized = $2 AND owner = $3"
-        )
-        .bind(kind)
-        .bind(normalized)
-        .bind(owner)
-        .execute(pool)
-        .await
-        .map(|_| ())?);
-        Ok(())
-    }
-
-    /// Forgets every reservation of `kind` (before rebuilding them from the views).
-    pub async fn clear_names(&self, kind: &str) -> Result<(), StoreError> {
-        on_pool!(self, |pool| sqlx::query(
-            "DELETE FROM name_reservations WHERE kind = $1"
-        )
-        .bind(kind)
-        .execute(pool)
-        .await
-        .map(|_| ())?);
-        Ok(())
-    }
-
-    /// Forgets every dependency recorded by dependants of `kind`.
-    pub async fn clear_dependencies(&self, kind: &str) -> Result<(), StoreError> {
-        on_pool!(self, |pool| sqlx::query(
-            "DELETE FROM dependencies WHERE dependant_kind = $1"
-        )
-        .bind(kind)
-        .execute(pool)
-        .await
-        .map(|_| ())?);
-        Ok(())
-    }
-
-    /// Records that `dependant` uses `target`.
-    pub async fn add_dependency(
-        &self,
-        target: &str,
-        dependant: &Dependant,
-    ) -> Result<(), StoreError> {
-        on_pool!(self, |pool| sqlx::query(
-            "INSERT INTO dependencies (target, dependant_kind, dependant_id, dependant_name) \
-             VALUES ($1, $2, $3, $4) ON CONFLICT (target, dependant_kind, dependant_id) \
-             DO UPDATE SET dependant_name = excluded.dependant_name"
-        )
-        .bind(target)
-        .bind(&dependant.kind)
-        .bind(&dependant.id)
-        .bind(&dependant.name)
-        .execute(pool)
-        .await
-        .map(|_| ())?);
-        Ok(())
-    }
-
-    pub async fn remove_dependency(
-        &self,
-        target: &str,
-        kind: &str,
-        id: &str,
-    ) -> Result<(), StoreError> {
-        on_pool!(self, |pool| {
-            sqlx::query(
-            "DELETE FROM dependencies WHERE target = $1 AND dependant_kind = $2 AND dependant_id = $3"
-        )
-        .bind(target)
-        .bind(kind)
-        .bind(id)
-        .execute(pool)
-        .await
-        .map(|_| ())?
-        });
-        Ok(())
     }
 
     /// What depends on `target`, by kind then name.

@@ -649,7 +649,7 @@ async fn deleting_a_keypair_in_use_refuses_or_cascades(backend: Backend) {
     );
 }
 
-async fn a_keypair_generated_with_the_connection_is_removed_if_it_fails(backend: Backend) {
+async fn a_keypair_generated_with_the_connection_is_not_kept_if_it_fails(backend: Backend) {
     let sshd = Sshd::start();
     let db = TestDb::create(backend).await;
     let app = TestApp::spawn(&db.url).await;
@@ -702,14 +702,25 @@ async fn a_keypair_generated_with_the_connection_is_removed_if_it_fails(backend:
         })
         .map(|e| e.event_type.as_str())
         .collect();
-    assert_eq!(rolled_back, ["KeypairGenerated", "KeypairDeleted"]);
+    // The keypair and the connection are one transaction: the refused one left no
+    // event, no name, no data key.
+    assert!(rolled_back.is_empty(), "{rolled_back:?}");
+    let tables = crate::support::db::side_tables(&db.url).await;
+    assert_eq!(tables.data_keys, [keypair_id]);
+    assert!(
+        !tables
+            .names
+            .iter()
+            .any(|(_, name, _)| name == "orphan candidate"),
+        "{tables:?}"
+    );
 }
 
 on_both_stores!(
     a_connection_is_tested_pinned_and_usable_by_stock_ssh,
     bad_values_are_refused_field_by_field,
     deleting_a_keypair_in_use_refuses_or_cascades,
-    a_keypair_generated_with_the_connection_is_removed_if_it_fails,
+    a_keypair_generated_with_the_connection_is_not_kept_if_it_fails,
 );
 
 async fn an_interrupted_cascade_is_finished_by_a_retry(backend: Backend) {
@@ -738,24 +749,27 @@ async fn an_interrupted_cascade_is_finished_by_a_retry(backend: Backend) {
         .unwrap();
     problem(stale, StatusCode::PRECONDITION_FAILED).await;
 
-    // A cascade interrupted after the connection's deletion was recorded but before its
-    // used-by row was removed: the row is still there.
+    // Versions before one-transaction commits could be interrupted after the
+    // connection's deletion was recorded but before its used-by row was removed. Such a
+    // leftover row still refuses a plain delete of the keypair...
     assert_eq!(
         app.delete(&path, Some(&app.admin_key)).await.status(),
         StatusCode::NO_CONTENT
     );
+    crate::support::db::execute_sql(
+        &db.url,
+        &format!(
+            "INSERT INTO dependencies (target, dependant_kind, dependant_id, dependant_name) \
+             VALUES ('{keypair}', 'ssh-connection', '{id}', 'half deleted')"
+        ),
+    )
+    .await;
     let store = credgate::store::Store::open(
         &credgate::config::DatabaseUrl::parse(&db.url).unwrap(),
         &credgate::config::Settings::defaults_in(app.data_dir.path()).database,
     )
     .await
     .unwrap();
-    let leftover = credgate::store::Dependant {
-        kind: "ssh-connection".into(),
-        id: id.clone(),
-        name: "half deleted".into(),
-    };
-    store.add_dependency(&keypair, &leftover).await.unwrap();
     problem(
         app.delete(&format!("{KEYPAIRS}/{keypair}"), Some(&app.admin_key))
             .await,
@@ -763,8 +777,8 @@ async fn an_interrupted_cascade_is_finished_by_a_retry(backend: Backend) {
     )
     .await;
 
-    // The retry with cascade finishes: the connection is already gone, the row goes,
-    // then the keypair.
+    // ...and a cascade clears it: the connection is already gone, the row goes, then the
+    // keypair.
     let retried = app
         .delete(
             &format!("{KEYPAIRS}/{keypair}?cascade=true"),

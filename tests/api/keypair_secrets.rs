@@ -341,8 +341,7 @@ async fn downloads_conditions_scopes_and_used_by(backend: Backend) {
         "insufficient_scope"
     );
 
-    // Used-by. Connections register themselves with the next issue; until then a row in
-    // the dependencies table stands for one (the same table, through the same API).
+    // Nothing uses it (used-by with real connections is tested in `connections.rs`).
     let used: Value = app
         .get(&format!("{path}/used-by"), Some(&app.admin_key))
         .await
@@ -350,51 +349,10 @@ async fn downloads_conditions_scopes_and_used_by(backend: Backend) {
         .await
         .unwrap();
     assert_eq!(used["items"], json!([]));
-    let store = Store::open(
-        &DatabaseUrl::parse(&db.url).unwrap(),
-        &Settings::defaults_in(app.data_dir.path()).database,
-    )
-    .await
-    .unwrap();
-    let dependant = credgate::store::Dependant {
-        kind: "ssh-connection".into(),
-        id: "c-1".into(),
-        name: "offsite NAS".into(),
-    };
-    store.add_dependency(&id, &dependant).await.unwrap();
-    let used: Value = app
-        .get(&format!("{path}/used-by"), Some(&app.admin_key))
-        .await
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(
-        used["items"],
-        json!([{"kind": "ssh-connection", "id": "c-1", "name": "offsite NAS"}])
-    );
-    let refused = problem(
-        app.delete(&path, Some(&app.admin_key)).await,
-        StatusCode::CONFLICT,
-    )
-    .await;
-    assert_eq!(refused["code"], "in_use");
-    assert_eq!(refused["dependants"][0]["name"], "offsite NAS");
-    let cascade = problem(
-        app.delete(&format!("{path}?cascade=true"), Some(&app.admin_key))
-            .await,
-        StatusCode::CONFLICT,
-    )
-    .await;
-    assert_eq!(cascade["code"], "cascade_failed");
-    store
-        .remove_dependency(&id, "ssh-connection", "c-1")
-        .await
-        .unwrap();
     assert_eq!(
         app.delete(&path, Some(&app.admin_key)).await.status(),
         StatusCode::NO_CONTENT
     );
-    store.close().await;
 }
 
 on_both_stores!(

@@ -164,3 +164,72 @@ pub async fn raw_events(database_url: &str) -> Vec<RawEvent> {
         )
         .collect()
 }
+
+/// Runs one statement on the database directly (to set up states older versions left).
+pub async fn execute_sql(database_url: &str, sql: &str) {
+    if database_url.starts_with("sqlite:") {
+        let pool = sqlx::SqlitePool::connect(database_url)
+            .await
+            .expect("sqlite");
+        sqlx::query(sql).execute(&pool).await.expect("statement");
+        pool.close().await;
+    } else {
+        let pool = sqlx::PgPool::connect(database_url).await.expect("postgres");
+        sqlx::query(sql).execute(&pool).await.expect("statement");
+        pool.close().await;
+    }
+}
+
+/// The tables beside the event log, read straight from the database, sorted.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct SideTables {
+    /// `(kind, normalized name, owner)`.
+    pub names: Vec<(String, String, String)>,
+    /// `(target, dependant kind, dependant id)`.
+    pub dependencies: Vec<(String, String, String)>,
+    /// Owners of data keys.
+    pub data_keys: Vec<String>,
+}
+
+pub async fn side_tables(database_url: &str) -> SideTables {
+    macro_rules! read {
+        ($pool:expr) => {{
+            let mut names: Vec<(String, String, String)> = sqlx::query_as(
+                "SELECT kind, normalized, owner FROM name_reservations ORDER BY 1, 2",
+            )
+            .fetch_all($pool)
+            .await
+            .expect("names");
+            names.sort();
+            let dependencies: Vec<(String, String, String)> = sqlx::query_as(
+                "SELECT target, dependant_kind, dependant_id FROM dependencies ORDER BY 1, 2, 3",
+            )
+            .fetch_all($pool)
+            .await
+            .expect("dependencies");
+            let data_keys: Vec<String> =
+                sqlx::query_scalar("SELECT owner FROM data_keys ORDER BY 1")
+                    .fetch_all($pool)
+                    .await
+                    .expect("data keys");
+            SideTables {
+                names,
+                dependencies,
+                data_keys,
+            }
+        }};
+    }
+    if database_url.starts_with("sqlite:") {
+        let pool = sqlx::SqlitePool::connect(database_url)
+            .await
+            .expect("sqlite");
+        let tables = read!(&pool);
+        pool.close().await;
+        tables
+    } else {
+        let pool = sqlx::PgPool::connect(database_url).await.expect("postgres");
+        let tables = read!(&pool);
+        pool.close().await;
+        tables
+    }
+}
