@@ -29,7 +29,7 @@ use crate::clock::{Clock, SystemClock};
 use crate::config::{Settings, redact_url_password};
 use crate::keypairs::{DependantRegistry, KeypairService};
 use crate::secrets::{MasterKey, Secrets};
-use crate::store::{ProjectionRunner, Store, Writer};
+use crate::store::{Failpoints, ProjectionRunner, Store, Writer};
 
 /// What a plugin's routes may use when the service is running.
 #[derive(Clone)]
@@ -73,6 +73,7 @@ pub struct Application {
     poller: tokio::task::JoinHandle<()>,
     store: Store,
     bootstrap: Bootstrap,
+    failpoints: Failpoints,
 }
 
 /// The OpenAPI document of the given plugins (all of them for `credgate openapi`).
@@ -176,6 +177,7 @@ impl Application {
         for plugin in &plugins {
             plugin.start(&runtime);
         }
+        let failpoints = runtime.writer.failpoints().clone();
         let clock_data: web::Data<dyn Clock> = web::Data::from(runtime.clock.clone());
         let known_routes = limits::KnownRoutes::from_document(&api_document(&plugins));
         let api_keys = web::Data::from(api_keys);
@@ -223,6 +225,7 @@ impl Application {
             poller,
             store,
             bootstrap,
+            failpoints,
         })
     }
 
@@ -245,6 +248,12 @@ impl Application {
             Bootstrap::WrittenTo(path) => Some(path.clone()),
             _ => None,
         }
+    }
+
+    /// The failpoints of this instance's commits (armed only by tests, with the
+    /// `failpoints` feature).
+    pub fn failpoints(&self) -> Failpoints {
+        self.failpoints.clone()
     }
 
     pub fn handle(&self) -> actix_web::dev::ServerHandle {

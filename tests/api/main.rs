@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod api_keys;
+mod atomicity;
 mod auth;
 mod cli;
 mod connections;

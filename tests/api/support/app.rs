@@ -17,6 +17,8 @@ pub struct TestApp {
     pub admin_key: String,
     pub data_dir: tempfile::TempDir,
     pub clock: Arc<ManualClock>,
+    /// Makes this instance's next commit fail at a chosen step.
+    pub failpoints: credgate::store::Failpoints,
     handle: actix_web::dev::ServerHandle,
 }
 
@@ -67,6 +69,7 @@ impl TestApp {
             })
             .unwrap_or_default();
         let handle = app.handle();
+        let failpoints = app.failpoints();
         tokio::spawn(app.run_until_stopped());
         TestApp {
             base,
@@ -77,6 +80,7 @@ impl TestApp {
             admin_key,
             data_dir,
             clock,
+            failpoints,
             handle,
         }
     }
