@@ -18,7 +18,7 @@ const KEYPAIRS: &str = "/api/v1/ssh-keypairs";
 const CONNECTIONS: &str = "/api/v1/ssh-connections";
 
 /// What the side tables must hold, computed from the event log alone.
-fn implied_by(events: &[RawEvent]) -> SideTables {
+pub fn implied_by(events: &[RawEvent]) -> SideTables {
     #[derive(Default)]
     struct Live {
         name: String,
@@ -79,7 +79,7 @@ fn implied_by(events: &[RawEvent]) -> SideTables {
     implied
 }
 
-async fn assert_consistent(db: &TestDb, context: &str) -> SideTables {
+pub async fn assert_consistent(db: &TestDb, context: &str) -> SideTables {
     let tables = side_tables(&db.url).await;
     let implied = implied_by(&raw_events(&db.url).await);
     assert_eq!(

@@ -9,6 +9,7 @@ mod atomicity;
 mod auth;
 mod cli;
 mod connections;
+mod crashes;
 mod health;
 mod instances;
 mod keypair_secrets;

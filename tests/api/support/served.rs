@@ -82,6 +82,14 @@ impl Served {
     }
 }
 
+impl Served {
+    /// SIGKILL: the process gets no chance to finish anything.
+    pub fn kill(mut self) {
+        self.child.kill().expect("SIGKILL");
+        self.child.wait().expect("wait");
+    }
+}
+
 impl Drop for Served {
     fn drop(&mut self) {
         let _ = self.child.kill();
