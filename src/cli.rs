@@ -11,9 +11,7 @@ use crate::auth::bootstrap::{BOOTSTRAP_ENV, Bootstrap};
 use crate::auth::{ApiKeyService, Scope};
 use crate::clock::{Clock, SystemClock};
 use crate::config::{ConfigError, Settings, redact_url_password};
-use crate::gateway::{
-    Application, StartOptions, all_plugins, all_projections, full_api_document, open_store,
-};
+use crate::gateway::{Application, StartOptions, all_projections, open_store};
 use crate::names::Name;
 use crate::store::{Change, CommandMetadata, ProjectionRunner, Store, Writer};
 
@@ -96,7 +94,10 @@ async fn dispatch(command: Command) -> anyhow::Result<()> {
     match command {
         Command::Serve(args) => serve(args).await,
         Command::Openapi => {
-            println!("{}", serde_json::to_string_pretty(&full_api_document())?);
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&crate::plugins::full_api_document())?
+            );
             Ok(())
         }
         Command::ApiKeys(ApiKeysCommand::Create {
@@ -116,7 +117,7 @@ async fn serve(args: ConfigArg) -> anyhow::Result<()> {
     let options = StartOptions {
         bootstrap_admin_key: std::env::var(BOOTSTRAP_ENV).ok(),
         master_key: std::env::var(crate::secrets::MASTER_KEY_ENV).ok(),
-        clock: Arc::new(SystemClock),
+        ..StartOptions::default()
     };
     let app = Application::build(settings, options).await?;
     tracing::info!(
@@ -149,7 +150,7 @@ async fn open_store_and_views(args: &ConfigArg) -> anyhow::Result<(Store, Arc<Pr
     let store = open_store(&settings).await?;
     let runner = Arc::new(ProjectionRunner::new(
         store.clone(),
-        all_projections(&all_plugins()),
+        all_projections(&crate::plugins::all()),
     ));
     Ok((store, runner))
 }
@@ -187,7 +188,7 @@ async fn rebuild(args: ConfigArg) -> anyhow::Result<()> {
         .rebuild(|projection, applied| eprintln!("rebuilding {projection}: {applied} events read"))
         .await?;
     let mut side_tables = Change::new();
-    for plugin in all_plugins() {
+    for plugin in crate::plugins::all() {
         plugin.rebuild_side_tables(&store, &mut side_tables).await?;
     }
     store.commit(&side_tables).await?;

@@ -1,5 +1,5 @@
 //! credgate keeps SSH keypairs and SSH connections for backup and replication jobs, as an
-//! event-sourced, API-first gateway. See DESIGN.md for the shape; `main.rs` only parses
+//! event-sourced, API-first gateway. See ARCHITECTURE.md for the shape; `main.rs` only parses
 //! the command line and calls [`cli::run`].
 
 pub mod auth;
@@ -10,6 +10,7 @@ pub mod connections;
 pub mod gateway;
 pub mod keypairs;
 pub mod names;
+pub mod plugins;
 pub mod secrets;
 pub mod ssh;
 pub mod store;

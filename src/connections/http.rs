@@ -54,7 +54,8 @@ pub struct CreateConnectionRequest {
     /// A keypair that has a private key.
     #[schema(format = Uuid)]
     pub keypair_id: Option<String>,
-    /// Generate a keypair for this connection (removed again if the connection fails).
+    /// Generate a keypair for this connection (in the same transaction: if the connection
+    /// cannot be created, neither is the keypair).
     pub generate_keypair: Option<GenerateKeypairOption>,
     /// One or more `type base64 [comment]` lines (known_hosts host patterns tolerated).
     #[schema(min_length = 1)]

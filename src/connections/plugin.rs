@@ -10,7 +10,7 @@ use super::service::{ConnectionFailure, ConnectionService, NAME_KIND};
 use super::view::ConnectionView;
 use super::{http, scan_http};
 use crate::gateway::{Plugin, Runtime};
-use crate::keypairs::DependantRemover;
+use crate::keypairs::{DependantRegistry, DependantRemover, KeypairService};
 use crate::ssh::OutboundPolicy;
 use crate::store::{
     Change, CommandMetadata, Dependant, Projection, Store, StoreError, View, ViewProjection,
@@ -60,16 +60,18 @@ impl Plugin for ConnectionsPlugin {
         vec![ViewProjection::<ConnectionView>::shared()]
     }
 
-    fn start(&self, runtime: &Runtime) {
+    fn start(&self, runtime: &Runtime) -> anyhow::Result<()> {
         let service = web::Data::new(ConnectionService::new(
             &runtime.writer,
-            runtime.keypairs.clone(),
+            runtime.services.get::<KeypairService>()?,
             OutboundPolicy::new(&runtime.settings.outbound),
         ));
         runtime
-            .dependants
+            .services
+            .get::<DependantRegistry>()?
             .register(Arc::new(RemoveConnection(service.clone())));
         let _ = self.service.set(service);
+        Ok(())
     }
 
     fn rebuild_side_tables<'a>(

@@ -19,15 +19,15 @@ use super::caller::TrustedProxies;
 use super::json::BodyLimit;
 use super::limits::{self, RequestTimeout};
 use super::openapi::BaseDoc;
-use super::plugin::{Plugin, all_plugins, select_plugins};
+use super::plugin::{Plugin, select_plugins};
 use super::request_id::request_id_middleware;
+use super::services::SharedServices;
 use super::tracing_span::CredgateRootSpan;
 use super::{health, tls};
 use crate::auth::bootstrap::{Bootstrap, ensure_admin_key};
 use crate::auth::{ApiKeyService, require_api_key};
-use crate::clock::{Clock, SystemClock};
+use crate::clock::Clock;
 use crate::config::{Settings, redact_url_password};
-use crate::keypairs::{DependantRegistry, KeypairService};
 use crate::secrets::{MasterKey, Secrets};
 use crate::store::{Failpoints, ProjectionRunner, Store, Writer};
 
@@ -41,10 +41,8 @@ pub struct Runtime {
     pub clock: Arc<dyn Clock>,
     pub settings: Arc<Settings>,
     pub secrets: Secrets,
-    /// Where dependants register how to remove themselves (cascading deletes).
-    pub dependants: Arc<DependantRegistry>,
-    /// Keypairs, for the plugins that use them (connections, pairing).
-    pub keypairs: web::Data<KeypairService>,
+    /// What plugins offer each other (e.g. the keypairs service), by type.
+    pub services: Arc<SharedServices>,
 }
 
 /// Inputs that are not settings: secrets from the environment and the clock.
@@ -53,16 +51,9 @@ pub struct StartOptions {
     /// `CREDGATE_MASTER_KEY`, if set; else `master_key_file` is used.
     pub master_key: Option<String>,
     pub clock: Arc<dyn Clock>,
-}
-
-impl Default for StartOptions {
-    fn default() -> Self {
-        Self {
-            bootstrap_admin_key: None,
-            master_key: None,
-            clock: Arc::new(SystemClock),
-        }
-    }
+    /// Every plugin there is (the `plugins` setting picks among them); the default is
+    /// the application's list (`crate::plugins::all`).
+    pub plugins: Vec<Arc<dyn Plugin>>,
 }
 
 /// A service that is listening and ready to be run.
@@ -84,11 +75,6 @@ pub fn api_document(plugins: &[Arc<dyn Plugin>]) -> utoipa::openapi::OpenApi {
         .configure(|cfg| mount(cfg, plugins, None))
         .split_for_parts();
     document
-}
-
-/// The document of every plugin, as `credgate openapi` prints it.
-pub fn full_api_document() -> utoipa::openapi::OpenApi {
-    api_document(&all_plugins())
 }
 
 fn mount(cfg: &mut ServiceConfig, plugins: &[Arc<dyn Plugin>], runtime: Option<&Runtime>) {
@@ -124,7 +110,7 @@ pub fn all_projections(plugins: &[Arc<dyn Plugin>]) -> Vec<Arc<dyn crate::store:
 impl Application {
     pub async fn build(settings: Settings, options: StartOptions) -> anyhow::Result<Self> {
         tls::install_crypto_provider();
-        let plugins = select_plugins(settings.plugins.as_deref())?;
+        let plugins = select_plugins(settings.plugins.as_deref(), options.plugins)?;
         let tls_config = settings.tls.as_ref().map(tls::server_config).transpose()?;
         let listener = TcpListener::bind(settings.listen).map_err(|e| {
             anyhow::anyhow!(
@@ -158,12 +144,6 @@ impl Application {
         let poller =
             spawn_projection_poller(projections.clone(), settings.projection_poll_interval);
         let settings = Arc::new(settings);
-        let dependants = Arc::new(DependantRegistry::default());
-        let keypairs = web::Data::new(KeypairService::new(
-            &writer,
-            secrets.clone(),
-            dependants.clone(),
-        ));
         let runtime = Runtime {
             store: store.clone(),
             projections,
@@ -171,11 +151,10 @@ impl Application {
             clock: options.clock,
             settings: settings.clone(),
             secrets,
-            dependants,
-            keypairs,
+            services: Arc::default(),
         };
         for plugin in &plugins {
-            plugin.start(&runtime);
+            plugin.start(&runtime)?;
         }
         let failpoints = runtime.writer.failpoints().clone();
         let clock_data: web::Data<dyn Clock> = web::Data::from(runtime.clock.clone());

@@ -12,17 +12,16 @@ pub mod pagination;
 mod plugin;
 mod problem;
 mod request_id;
+mod services;
 mod tls;
 mod tracing_span;
 mod versioning;
 
-pub use app::{
-    Application, Runtime, StartOptions, all_projections, api_document, full_api_document,
-    open_store,
-};
+pub use app::{Application, Runtime, StartOptions, all_projections, api_document, open_store};
 pub use caller::{Authorized, Caller, TrustedProxies};
 pub use json::{BodyLimit, JsonBody, JsonBodyOrEmpty};
-pub use plugin::{Plugin, all_plugins, select_plugins};
+pub use plugin::{Plugin, select_plugins};
 pub use problem::{ApiError, FieldError, PROBLEM_JSON, Problem, rejection};
 pub use request_id::{REQUEST_ID_HEADER, RequestId, current_request_id};
+pub use services::SharedServices;
 pub use versioning::{IfMatch, etag};

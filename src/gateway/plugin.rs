@@ -6,10 +6,7 @@ use std::sync::Arc;
 use utoipa_actix_web::service_config::ServiceConfig;
 
 use super::Runtime;
-use crate::auth::ApiKeysPlugin;
 use crate::config::ConfigError;
-use crate::connections::ConnectionsPlugin;
-use crate::keypairs::KeypairsPlugin;
 use crate::store::Projection;
 
 pub trait Plugin: Send + Sync + 'static {
@@ -32,8 +29,11 @@ pub trait Plugin: Send + Sync + 'static {
         Box::pin(async { Ok(()) })
     }
     /// Called once when the service starts, before any route is served: build the
-    /// plugin's services, register what it contributes to other plugins.
-    fn start(&self, _runtime: &Runtime) {}
+    /// plugin's services, provide what it offers other plugins
+    /// ([`Runtime::services`]), take what it needs from the plugins before it.
+    fn start(&self, _runtime: &Runtime) -> anyhow::Result<()> {
+        Ok(())
+    }
     /// Registers the plugin's handlers under `/api/v1` (behind authentication). Every
     /// handler goes through `.service(...)` so it is documented. `runtime` is `None`
     /// when the app is built only to produce the OpenAPI document.
@@ -43,19 +43,12 @@ pub trait Plugin: Send + Sync + 'static {
 /// Plugins that are always on, whatever the configuration says.
 const ALWAYS_ON: &[&str] = &["api-keys"];
 
-/// Every plugin credgate has, in mounting order.
-pub fn all_plugins() -> Vec<Arc<dyn Plugin>> {
-    vec![
-        Arc::new(ApiKeysPlugin),
-        Arc::new(KeypairsPlugin),
-        Arc::new(ConnectionsPlugin::default()),
-    ]
-}
-
-/// The plugins `enabled` asks for (all when `None`), checked for unknown names and
-/// missing dependencies.
-pub fn select_plugins(enabled: Option<&[String]>) -> Result<Vec<Arc<dyn Plugin>>, ConfigError> {
-    let all = all_plugins();
+/// The plugins of `all` that `enabled` asks for (all when `None`), checked for unknown
+/// names and missing dependencies.
+pub fn select_plugins(
+    enabled: Option<&[String]>,
+    all: Vec<Arc<dyn Plugin>>,
+) -> Result<Vec<Arc<dyn Plugin>>, ConfigError> {
     let Some(enabled) = enabled else {
         return Ok(all);
     };
@@ -89,9 +82,11 @@ mod tests {
 
     #[test]
     fn unknown_plugins_are_refused_and_api_keys_is_always_on() {
-        let err = select_plugins(Some(&["nope".to_owned()])).err().unwrap();
+        let err = select_plugins(Some(&["nope".to_owned()]), crate::plugins::all())
+            .err()
+            .unwrap();
         assert!(err.to_string().contains("`plugins`"));
-        let chosen = select_plugins(Some(&[])).unwrap();
+        let chosen = select_plugins(Some(&[]), crate::plugins::all()).unwrap();
         assert_eq!(
             chosen.iter().map(|p| p.name()).collect::<Vec<_>>(),
             vec!["api-keys"]
@@ -100,7 +95,7 @@ mod tests {
 
     #[test]
     fn connections_need_keypairs() {
-        let err = select_plugins(Some(&["connections".to_owned()]))
+        let err = select_plugins(Some(&["connections".to_owned()]), crate::plugins::all())
             .err()
             .unwrap();
         assert!(
@@ -108,8 +103,11 @@ mod tests {
                 .contains("`connections` requires `keypairs`"),
             "{err}"
         );
-        let both =
-            select_plugins(Some(&["connections".to_owned(), "keypairs".to_owned()])).unwrap();
+        let both = select_plugins(
+            Some(&["connections".to_owned(), "keypairs".to_owned()]),
+            crate::plugins::all(),
+        )
+        .unwrap();
         assert_eq!(both.len(), 3);
     }
 }

@@ -79,7 +79,8 @@ pub struct ExportPrivateKeyRequest {
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct DeleteParams {
-    /// Delete what uses the keypair first (each deletion is recorded).
+    /// Delete what uses the keypair too, in the same transaction (each deletion is
+    /// recorded as its own event).
     #[serde(default)]
     pub cascade: bool,
 }

@@ -1,11 +1,14 @@
 //! The `keypairs` plugin.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
+
+use actix_web::web;
 
 use utoipa_actix_web::service_config::ServiceConfig;
 
 use super::http;
-use super::service::NAME_KIND;
+use super::service::{KeypairService, NAME_KIND};
+use super::used_by::DependantRegistry;
 use super::view::KeypairView;
 use crate::gateway::{BodyLimit, Plugin, Runtime};
 use crate::names::Name;
@@ -14,9 +17,12 @@ use crate::store::{Change, Projection, Store, StoreError, View, ViewProjection};
 /// Keys are small; a larger body is not a key (and 413 says so early).
 pub const KEYPAIR_BODY_LIMIT: usize = 64 * 1024;
 
-/// The service itself lives in the [`Runtime`]: other plugins use keypairs too.
+/// Provides its service and its used-by registry to other plugins (connections, pairing)
+/// through [`Runtime::services`].
 #[derive(Default)]
-pub struct KeypairsPlugin;
+pub struct KeypairsPlugin {
+    service: OnceLock<web::Data<KeypairService>>,
+}
 
 impl Plugin for KeypairsPlugin {
     fn name(&self) -> &'static str {
@@ -25,6 +31,19 @@ impl Plugin for KeypairsPlugin {
 
     fn projections(&self) -> Vec<Arc<dyn Projection>> {
         vec![ViewProjection::<KeypairView>::shared()]
+    }
+
+    fn start(&self, runtime: &Runtime) -> anyhow::Result<()> {
+        let dependants = web::Data::new(DependantRegistry::default());
+        let service = web::Data::new(KeypairService::new(
+            &runtime.writer,
+            runtime.secrets.clone(),
+            dependants.clone().into_inner(),
+        ));
+        runtime.services.provide(dependants);
+        runtime.services.provide(service.clone());
+        let _ = self.service.set(service);
+        Ok(())
     }
 
     fn rebuild_side_tables<'a>(
@@ -49,8 +68,8 @@ impl Plugin for KeypairsPlugin {
     fn routes(&self, cfg: &mut ServiceConfig, runtime: Option<&Runtime>) {
         let mut scope =
             utoipa_actix_web::scope("/ssh-keypairs").app_data(BodyLimit(KEYPAIR_BODY_LIMIT));
-        if let Some(runtime) = runtime {
-            scope = scope.app_data(runtime.keypairs.clone());
+        if let (Some(_), Some(service)) = (runtime, self.service.get()) {
+            scope = scope.app_data(service.clone());
         }
         cfg.service(
             scope

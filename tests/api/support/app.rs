@@ -54,6 +54,7 @@ impl TestApp {
             bootstrap_admin_key: None,
             master_key: None,
             clock: clock.clone(),
+            ..StartOptions::default()
         };
         let app = Application::build(settings, options)
             .await
