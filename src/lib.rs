@@ -7,6 +7,7 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod connections;
+pub mod files;
 pub mod gateway;
 pub mod keypairs;
 pub mod names;

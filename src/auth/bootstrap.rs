@@ -3,12 +3,12 @@
 //! otherwise a random one written to `<data_dir>/admin.key` (mode 0600). The key itself
 //! is never logged; the file's path is.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use super::scope::Scope;
 use super::service::ApiKeyService;
 use super::token::ApiKeySecret;
+use crate::files::write_private_file;
 use crate::names::Name;
 use crate::store::CommandMetadata;
 
@@ -63,28 +63,4 @@ pub async fn ensure_admin_key(
         .await
         .map_err(|e| anyhow::anyhow!("could not create the bootstrap admin key: {e}"))?;
     Ok(outcome)
-}
-
-/// Writes `contents` to `path` with mode 0600, replacing it atomically.
-pub fn write_private_file(path: &Path, contents: &str) -> anyhow::Result<()> {
-    use std::os::unix::fs::OpenOptionsExt;
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)
-            .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", dir.display()))?;
-    }
-    let temp = path.with_extension("tmp");
-    let _ = std::fs::remove_file(&temp);
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&temp)
-        .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", temp.display()))?;
-    file.write_all(contents.as_bytes())
-        .and_then(|()| file.write_all(b"\n"))
-        .and_then(|()| file.sync_all())
-        .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", temp.display()))?;
-    std::fs::rename(&temp, path)
-        .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?;
-    Ok(())
 }

@@ -12,7 +12,7 @@ use super::scope::{Scope, require};
 use super::service::ApiKeyService;
 use super::view::ApiKeyView;
 use crate::gateway::pagination::{self, PageParams, Paged};
-use crate::gateway::{ApiError, Authorized, JsonBody, Problem, rejection};
+use crate::gateway::{ApiError, Authorized, Conflict, JsonBody, NotFound, rejection};
 use crate::names::Name;
 use crate::store::CommandError;
 
@@ -82,22 +82,24 @@ fn to_response(view: ApiKeyView, now: DateTime<Utc>) -> Result<ApiKeyResponse, A
     })
 }
 
-fn command_error(err: CommandError<ApiKeyError>) -> ApiError {
-    match rejection(err) {
-        Err(api_error) => api_error,
-        Ok(ApiKeyError::NotFound) => ApiError::not_found("API key"),
-        Ok(ApiKeyError::AlreadyExists) => ApiError::conflict(
-            "already_exists",
-            "an API key with this secret already exists",
-        ),
-        Ok(ApiKeyError::NoScopes) => {
-            ApiError::invalid_field("scopes", "at least one scope is required")
-        }
-        Ok(ApiKeyError::ExpiryNotInFuture) => {
-            ApiError::invalid_field("expires_at", "must be in the future")
-        }
-        Ok(ApiKeyError::AlreadyRevoked) => {
-            ApiError::conflict("already_revoked", "the API key is already revoked")
+impl From<CommandError<ApiKeyError>> for ApiError {
+    fn from(err: CommandError<ApiKeyError>) -> Self {
+        match rejection(err) {
+            Err(api_error) => api_error,
+            Ok(ApiKeyError::NotFound) => ApiError::not_found("API key"),
+            Ok(ApiKeyError::AlreadyExists) => ApiError::conflict(
+                "already_exists",
+                "an API key with this secret already exists",
+            ),
+            Ok(ApiKeyError::NoScopes) => {
+                ApiError::invalid_field("scopes", "at least one scope is required")
+            }
+            Ok(ApiKeyError::ExpiryNotInFuture) => {
+                ApiError::invalid_field("expires_at", "must be in the future")
+            }
+            Ok(ApiKeyError::AlreadyRevoked) => {
+                ApiError::conflict("already_revoked", "the API key is already revoked")
+            }
         }
     }
 }
@@ -108,24 +110,21 @@ fn command_error(err: CommandError<ApiKeyError>) -> ApiError {
     request_body = CreateApiKeyRequest,
     responses(
         (status = 201, description = "Created; the secret is in this response only", body = CreatedApiKey),
-        (status = "4XX", description = "Refused", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Store unavailable", body = Problem, content_type = "application/problem+json"),
+        (status = 409, response = Conflict),
     ),
-    security(("bearer" = []))
 )]
 #[post("/api-keys")]
 pub async fn create_api_key(
-    Authorized(caller, _): Authorized<require::Admin>,
+    who: Authorized<require::Admin>,
     service: web::Data<ApiKeyService>,
     JsonBody(body): JsonBody<CreateApiKeyRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let name = Name::parse(&body.name).map_err(|m| ApiError::invalid_field("name", m))?;
-    let now = service.now();
-    let metadata = caller.metadata(now);
+    let metadata = who.metadata();
+    let now = metadata.occurred_at;
     let (id, secret, key) = service
         .create(name, body.scopes, body.expires_at, None, &metadata)
-        .await
-        .map_err(command_error)?;
+        .await?;
     let view = ApiKeyView {
         id: id.to_string(),
         name: key.name,
@@ -151,14 +150,11 @@ pub async fn create_api_key(
     params(PageParams),
     responses(
         (status = 200, body = inline(Paged<ApiKeyResponse>)),
-        (status = "4XX", description = "Refused", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Store unavailable", body = Problem, content_type = "application/problem+json"),
     ),
-    security(("bearer" = []))
 )]
 #[get("/api-keys")]
 pub async fn list_api_keys(
-    Authorized(_caller, _): Authorized<require::Admin>,
+    _who: Authorized<require::Admin>,
     service: web::Data<ApiKeyService>,
     params: web::Query<PageParams>,
 ) -> Result<HttpResponse, ApiError> {
@@ -175,14 +171,12 @@ pub async fn list_api_keys(
     params(("id" = Uuid, Path, description = "API key id")),
     responses(
         (status = 200, body = ApiKeyResponse),
-        (status = "4XX", description = "Refused or not found", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Store unavailable", body = Problem, content_type = "application/problem+json"),
+        (status = 404, response = NotFound),
     ),
-    security(("bearer" = []))
 )]
 #[get("/api-keys/{id}")]
 pub async fn get_api_key(
-    Authorized(_caller, _): Authorized<require::Admin>,
+    _who: Authorized<require::Admin>,
     service: web::Data<ApiKeyService>,
     id: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
@@ -199,25 +193,20 @@ pub async fn get_api_key(
     tag = "api-keys",
     params(("id" = Uuid, Path, description = "API key id")),
     responses(
-        (status = 204, description = "Revoked"),
-        (status = "4XX", description = "Refused or not found", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Store unavailable", body = Problem, content_type = "application/problem+json"),
+        (status = 204, description = "Revoked (also when it already was)"),
+        (status = 404, response = NotFound),
     ),
-    security(("bearer" = []))
 )]
 #[delete("/api-keys/{id}")]
 pub async fn revoke_api_key(
-    Authorized(caller, _): Authorized<require::Admin>,
+    who: Authorized<require::Admin>,
     service: web::Data<ApiKeyService>,
     id: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
-    match service
-        .revoke(id.into_inner(), &caller.metadata(service.now()))
-        .await
-    {
+    match service.revoke(id.into_inner(), &who.metadata()).await {
         Ok(()) | Err(CommandError::Rejected(ApiKeyError::AlreadyRevoked)) => {
             Ok(HttpResponse::NoContent().finish())
         }
-        Err(e) => Err(command_error(e)),
+        Err(e) => Err(e.into()),
     }
 }

@@ -101,9 +101,52 @@ mod tests {
         assert!(!grants(&[], Scope::AuditRead));
     }
 
+    /// Every pair of scopes: row = held, column = needed, in `Scope::ALL` order
+    /// (admin, keypairs:read, keypairs:write, connections:read, connections:write,
+    /// connections:use, secrets:export, pairing, pairing:admin, audit:read). Only admin
+    /// grants the two secret-handing scopes; write grants read within its family.
+    #[test]
+    fn the_scope_lattice_is_exactly_this_table() {
+        const TABLE: [[u8; 10]; 10] = [
+            [1, 1, 1, 1, 1, 1, 1, 1, 1, 1], // admin
+            [0, 1, 0, 0, 0, 0, 0, 0, 0, 0], // keypairs:read
+            [0, 1, 1, 0, 0, 0, 0, 0, 0, 0], // keypairs:write
+            [0, 0, 0, 1, 0, 0, 0, 0, 0, 0], // connections:read
+            [0, 0, 0, 1, 1, 0, 0, 0, 0, 0], // connections:write
+            [0, 0, 0, 0, 0, 1, 0, 0, 0, 0], // connections:use
+            [0, 0, 0, 0, 0, 0, 1, 0, 0, 0], // secrets:export
+            [0, 0, 0, 0, 0, 0, 0, 1, 0, 0], // pairing
+            [0, 0, 0, 0, 0, 0, 0, 0, 1, 0], // pairing:admin
+            [0, 0, 0, 0, 0, 0, 0, 0, 0, 1], // audit:read
+        ];
+        for (row, held) in Scope::ALL.into_iter().enumerate() {
+            for (column, needed) in Scope::ALL.into_iter().enumerate() {
+                assert_eq!(
+                    held.implies(needed),
+                    TABLE[row][column] == 1,
+                    "{held} grants {needed}?"
+                );
+                assert_eq!(grants(&[held], needed), TABLE[row][column] == 1);
+            }
+        }
+        for needed in Scope::ALL {
+            assert!(!grants(&[], needed), "no scope grants {needed}");
+            let all_but_admin: Vec<Scope> = Scope::ALL
+                .into_iter()
+                .filter(|s| *s != Scope::Admin)
+                .collect();
+            assert_eq!(
+                grants(&all_but_admin, needed),
+                needed != Scope::Admin,
+                "every scope but admin itself is held without admin"
+            );
+        }
+    }
+
     #[test]
     fn names_round_trip() {
         for scope in Scope::ALL {
+            assert_eq!(scope.to_string(), scope.as_str());
             assert_eq!(Scope::parse(scope.as_str()), Some(scope));
             let json = serde_json::to_string(&scope).unwrap();
             assert_eq!(json, format!("\"{}\"", scope.as_str()));

@@ -70,7 +70,9 @@ impl Plugin for ConnectionsPlugin {
             .services
             .get::<DependantRegistry>()?
             .register(Arc::new(RemoveConnection(service.clone())));
-        let _ = self.service.set(service);
+        self.service
+            .set(service)
+            .map_err(|_| anyhow::anyhow!("the {} plugin was started twice", self.name()))?;
         Ok(())
     }
 

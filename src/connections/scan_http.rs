@@ -7,7 +7,6 @@ use actix_web::{HttpResponse, post, web};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::outbound::{outbound_error, ssh_error};
 use super::service::ConnectionService;
 use super::validation::{FieldErrors, connect_timeout, host, port};
 use crate::auth::require;
@@ -55,13 +54,11 @@ pub struct HostKeyScanResponse {
         (status = 403, description = "Outbound policy forbids the address (`outbound_forbidden`)", body = Problem, content_type = "application/problem+json"),
         (status = 502, description = "Unreachable (`remote_unreachable`), not SSH (`not_ssh`) or no acceptable key", body = Problem, content_type = "application/problem+json"),
         (status = 504, description = "Timed out (`remote_timeout`)", body = Problem, content_type = "application/problem+json"),
-        (status = "4XX", description = "Refused", body = Problem, content_type = "application/problem+json"),
     ),
-    security(("bearer" = []))
 )]
 #[post("/host-key-scan")]
 pub async fn scan_host_keys(
-    _caller: Authorized<require::ConnectionsWrite>,
+    _who: Authorized<require::ConnectionsWrite>,
     service: web::Data<ConnectionService>,
     JsonBody(body): JsonBody<HostKeyScanRequest>,
 ) -> Result<HttpResponse, ApiError> {
@@ -74,13 +71,8 @@ pub async fn scan_host_keys(
         return Err(ApiError::internal("validated fields missing"));
     };
     let timeout = Duration::from_secs(timeout);
-    let address = service
-        .checked_address(&host, port, timeout)
-        .await
-        .map_err(outbound_error)?;
-    let keys = crate::ssh::scan(address, timeout)
-        .await
-        .map_err(ssh_error)?;
+    let address = service.checked_address(&host, port, timeout).await?;
+    let keys = crate::ssh::scan(address, timeout).await?;
     service.remember_scan(&host, port, &keys);
     Ok(HttpResponse::Ok().json(HostKeyScanResponse {
         host: host.to_string(),

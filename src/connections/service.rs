@@ -17,7 +17,9 @@ use super::aggregate::{
 };
 use super::exports;
 use super::view::ConnectionView;
-use crate::keypairs::{self, GenerateRequest, KeyAlgorithm, KeypairFailure, KeypairService};
+use crate::keypairs::{
+    self, Comment, GenerateRequest, KeyAlgorithm, KeypairFailure, KeypairService,
+};
 use crate::names::Name;
 use crate::ssh::probe::probe;
 use crate::ssh::{DiscoveredKey, Host, OutboundError, OutboundPolicy, ProbeError, ProbeReport};
@@ -249,7 +251,7 @@ impl ConnectionService {
                     name,
                     algorithm: algorithm.unwrap_or(KeyAlgorithm::Ed25519),
                     bits: None,
-                    comment: String::new(),
+                    comment: Comment::default(),
                 };
                 let (id, _) = self
                     .keypairs

@@ -23,13 +23,16 @@ use super::plugin::{Plugin, select_plugins};
 use super::request_id::request_id_middleware;
 use super::services::SharedServices;
 use super::tracing_span::CredgateRootSpan;
-use super::{health, tls};
+use super::{health, responses, tls};
 use crate::auth::bootstrap::{Bootstrap, ensure_admin_key};
 use crate::auth::{ApiKeyService, require_api_key};
 use crate::clock::Clock;
 use crate::config::{Settings, redact_url_password};
 use crate::secrets::{MasterKey, Secrets};
 use crate::store::{Failpoints, ProjectionRunner, Store, Writer};
+
+/// Everything under this prefix passes authentication.
+pub const API_PREFIX: &str = "/api/v1";
 
 /// What a plugin's routes may use when the service is running.
 #[derive(Clone)]
@@ -74,13 +77,15 @@ pub fn api_document(plugins: &[Arc<dyn Plugin>]) -> utoipa::openapi::OpenApi {
         .openapi(BaseDoc::openapi())
         .configure(|cfg| mount(cfg, plugins, None))
         .split_for_parts();
+    let mut document = document;
+    responses::complete_api_operations(&mut document, API_PREFIX);
     document
 }
 
 fn mount(cfg: &mut ServiceConfig, plugins: &[Arc<dyn Plugin>], runtime: Option<&Runtime>) {
     cfg.service(health::live).service(health::ready);
     cfg.service(
-        utoipa_actix_web::scope("/api/v1")
+        utoipa_actix_web::scope(API_PREFIX)
             .wrap(from_fn(require_api_key))
             .configure(|api| {
                 for plugin in plugins {
@@ -158,7 +163,10 @@ impl Application {
         }
         let failpoints = runtime.writer.failpoints().clone();
         let clock_data: web::Data<dyn Clock> = web::Data::from(runtime.clock.clone());
-        let known_routes = limits::KnownRoutes::from_document(&api_document(&plugins));
+        // One document, as `credgate openapi` prints it, serves both the 404/405 routing
+        // and `/api/openapi.json`.
+        let document = api_document(&plugins);
+        let known_routes = limits::KnownRoutes::from_document(&document);
         let api_keys = web::Data::from(api_keys);
         let store_data = web::Data::new(store.clone());
         let factory = move || {
@@ -176,12 +184,9 @@ impl Application {
                 .wrap(TracingLogger::<CredgateRootSpan>::new())
                 .wrap(from_fn(request_id_middleware))
                 .into_utoipa_app()
-                .openapi(BaseDoc::openapi())
                 .configure(|cfg| mount(cfg, &plugins, Some(&runtime)))
-                .openapi_service(|document| {
-                    SwaggerUi::new("/docs/{_:.*}").url("/api/openapi.json", document)
-                })
                 .into_app()
+                .service(SwaggerUi::new("/docs/{_:.*}").url("/api/openapi.json", document.clone()))
                 .default_service(web::to(limits::not_found))
         };
         let mut server = HttpServer::new(factory)

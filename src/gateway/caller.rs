@@ -1,11 +1,13 @@
 //! Who is calling, from where: the authenticated principal plus the request facts that
 //! go into every event's metadata.
 
+use std::marker::PhantomData;
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use actix_web::dev::Payload;
 use actix_web::http::header;
-use actix_web::{FromRequest, HttpMessage, HttpRequest};
+use actix_web::{FromRequest, HttpMessage, HttpRequest, web};
 use chrono::{DateTime, Utc};
 use futures_util::future::{Ready, ready};
 use ipnet::IpNet;
@@ -13,6 +15,7 @@ use ipnet::IpNet;
 use super::problem::ApiError;
 use super::request_id::RequestId;
 use crate::auth::{Principal, Scope, grants};
+use crate::clock::{Clock, SystemClock};
 use crate::store::CommandMetadata;
 
 /// Proxies whose `X-Forwarded-For` is believed (`trusted_proxies`).
@@ -122,7 +125,19 @@ impl FromRequest for Caller {
 
 /// A caller whose key grants `S::SCOPE`; extracting it answers 403 otherwise. Put it
 /// first in a handler's arguments so the scope is checked before the body is read.
-pub struct Authorized<S>(pub Caller, pub std::marker::PhantomData<S>);
+/// It also stamps the metadata of the commands the handler runs (who, from where, when).
+pub struct Authorized<S> {
+    pub caller: Caller,
+    clock: Arc<dyn Clock>,
+    scope: PhantomData<S>,
+}
+
+impl<S> Authorized<S> {
+    /// The metadata for a command run now on the caller's behalf.
+    pub fn metadata(&self) -> CommandMetadata {
+        self.caller.metadata(self.clock.now())
+    }
+}
 
 impl<S: crate::auth::RequiredScope> FromRequest for Authorized<S> {
     type Error = ApiError;
@@ -133,11 +148,15 @@ impl<S: crate::auth::RequiredScope> FromRequest for Authorized<S> {
             Ok(caller) => caller,
             Err(e) => return ready(Err(e)),
         };
-        ready(
-            caller
-                .require(S::SCOPE)
-                .map(|()| Authorized(caller, std::marker::PhantomData)),
-        )
+        let clock: Arc<dyn Clock> = req.app_data::<web::Data<dyn Clock>>().map_or_else(
+            || Arc::new(SystemClock) as Arc<dyn Clock>,
+            |c| c.clone().into_inner(),
+        );
+        ready(caller.require(S::SCOPE).map(|()| Authorized {
+            caller,
+            clock,
+            scope: PhantomData,
+        }))
     }
 }
 

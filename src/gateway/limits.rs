@@ -70,22 +70,9 @@ impl KnownRoutes {
             .iter()
             .map(|(template, item)| {
                 let segments = template.split('/').map(str::to_owned).collect();
-                let mut methods: Vec<String> = serde_json::to_value(item)
-                    .ok()
-                    .and_then(|v| v.as_object().cloned())
-                    .map(|o| {
-                        o.keys()
-                            .filter(|k| {
-                                [
-                                    "get", "put", "post", "delete", "options", "head", "patch",
-                                    "trace",
-                                ]
-                                .contains(&k.as_str())
-                            })
-                            .map(|k| k.to_ascii_uppercase())
-                            .collect()
-                    })
-                    .unwrap_or_default();
+                let mut methods: Vec<String> = super::responses::operations(item)
+                    .map(|(method, _)| method.to_owned())
+                    .collect();
                 methods.sort();
                 (segments, methods)
             })

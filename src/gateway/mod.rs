@@ -12,6 +12,7 @@ pub mod pagination;
 mod plugin;
 mod problem;
 mod request_id;
+mod responses;
 mod services;
 mod tls;
 mod tracing_span;
@@ -23,5 +24,9 @@ pub use json::{BodyLimit, JsonBody, JsonBodyOrEmpty};
 pub use plugin::{Plugin, select_plugins};
 pub use problem::{ApiError, FieldError, PROBLEM_JSON, Problem, rejection};
 pub use request_id::{REQUEST_ID_HEADER, RequestId, current_request_id};
+pub use responses::{
+    BadRequest, Conflict, Forbidden, NotFound, PayloadTooLarge, PreconditionFailed, Unauthorized,
+    Unavailable, Unprocessable, UnsupportedMediaType,
+};
 pub use services::SharedServices;
-pub use versioning::{IfMatch, etag};
+pub use versioning::{IfMatch, Versioned, etag};

@@ -1,10 +1,12 @@
 //! Optimistic concurrency over HTTP: responses carry the aggregate version as a strong
 //! `ETag`; `If-Match` on a change makes it conditional (412 when stale).
 
+use actix_web::body::BoxBody;
 use actix_web::dev::Payload;
-use actix_web::http::header;
-use actix_web::{FromRequest, HttpRequest};
+use actix_web::http::{StatusCode, header};
+use actix_web::{FromRequest, HttpRequest, HttpResponse, Responder};
 use futures_util::future::{Ready, ready};
+use serde::Serialize;
 
 use super::problem::ApiError;
 
@@ -41,5 +43,49 @@ impl FromRequest for IfMatch {
                 "must be an ETag from this service, e.g. \"3\"",
             )
         }))
+    }
+}
+
+/// A JSON answer about one versioned resource: sets its `ETag` (and, when created, its
+/// `Location`), so no handler builds those headers itself.
+pub struct Versioned<T> {
+    status: StatusCode,
+    version: usize,
+    location: Option<String>,
+    body: T,
+}
+
+impl<T> Versioned<T> {
+    /// 200 with the resource at `version`.
+    pub fn ok(version: usize, body: T) -> Self {
+        Self {
+            status: StatusCode::OK,
+            version,
+            location: None,
+            body,
+        }
+    }
+
+    /// 201 with the new resource's `location`.
+    pub fn created(location: String, version: usize, body: T) -> Self {
+        Self {
+            status: StatusCode::CREATED,
+            version,
+            location: Some(location),
+            body,
+        }
+    }
+}
+
+impl<T: Serialize> Responder for Versioned<T> {
+    type Body = BoxBody;
+
+    fn respond_to(self, _: &HttpRequest) -> HttpResponse {
+        let mut response = HttpResponse::build(self.status);
+        response.insert_header((header::ETAG, etag(self.version)));
+        if let Some(location) = self.location {
+            response.insert_header((header::LOCATION, location));
+        }
+        response.json(self.body)
     }
 }

@@ -1,7 +1,9 @@
 //! `/api/v1/ssh-keypairs`: generate, import, list, read, rename / re-comment, delete,
 //! used-by, public key download and (audited) private key export.
 
-use actix_web::http::header;
+use actix_web::http::header::{
+    self, Charset, ContentDisposition, DispositionParam, DispositionType, ExtendedValue,
+};
 use actix_web::{HttpResponse, delete, get, patch, post, web};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -10,20 +12,18 @@ use uuid::Uuid;
 use zeroize::Zeroizing;
 
 use super::aggregate::SshKeypair;
+use super::comment::Comment;
 use super::material::KeyAlgorithm;
-use super::service::{
-    GenerateRequest, ImportRequest, KeypairChanges, KeypairFailure, KeypairService,
-};
+use super::service::{GenerateRequest, ImportRequest, KeypairChanges, KeypairService};
 use super::view::KeypairView;
 use crate::auth::require;
 use crate::gateway::pagination::{self, PageParams, Paged};
 use crate::gateway::{
-    ApiError, Authorized, IfMatch, JsonBody, JsonBodyOrEmpty, Problem, etag, rejection,
+    ApiError, Authorized, Conflict, IfMatch, JsonBody, JsonBodyOrEmpty, NotFound,
+    PreconditionFailed, Versioned,
 };
 use crate::names::Name;
 use crate::store::Committed;
-
-pub const MAX_COMMENT_CHARS: usize = 255;
 
 /// Import a keypair. Give a private key (its public key is derived), a public key
 /// alone (a keypair without a private key), or both (they must belong together).
@@ -140,163 +140,34 @@ fn response(view: KeypairView) -> Result<KeypairResponse, ApiError> {
     })
 }
 
-/// The answer to a write: the view as the committed events make it.
-fn committed_view(committed: &Committed<SshKeypair>) -> Result<KeypairView, ApiError> {
-    committed
+/// The answer to a write: the keypair as its committed events make it (never re-read:
+/// the view may lag the commit).
+fn committed_response(committed: &Committed<SshKeypair>) -> Result<KeypairResponse, ApiError> {
+    let view = committed
         .view::<KeypairView>()
-        .ok_or_else(|| ApiError::internal("a written keypair has no view"))
+        .ok_or_else(|| ApiError::internal("a written keypair has no view"))?;
+    response(view)
 }
 
-fn failure(err: KeypairFailure) -> ApiError {
-    match err {
-        KeypairFailure::Invalid(problem) => ApiError::invalid_field(problem.field, problem.message),
-        KeypairFailure::NameTaken => {
-            ApiError::conflict("name_taken", "another keypair has this name")
-                .with_field_error("name", "is already used by another keypair")
-        }
-        KeypairFailure::NotFound => ApiError::not_found("keypair"),
-        KeypairFailure::NoPrivateKey => {
-            ApiError::conflict("no_private_key", "this keypair has only a public key")
-        }
-        KeypairFailure::InUse(dependants) => {
-            let listed: Vec<_> = dependants
-                .iter()
-                .map(|d| serde_json::json!({"kind": d.kind, "id": d.id, "name": d.name}))
-                .collect();
-            ApiError::conflict(
-                "in_use",
-                format!(
-                    "the keypair is used by {} object(s); delete them first or pass cascade=true",
-                    listed.len()
-                ),
-            )
-            .with_member("dependants", serde_json::Value::Array(listed))
-        }
-        KeypairFailure::Cascade(message) => ApiError::conflict("cascade_failed", message),
-        KeypairFailure::Secret(message) => ApiError::internal(message),
-        KeypairFailure::Command(err) => match rejection(err) {
-            Err(api_error) => api_error,
-            Ok(other) => ApiError::conflict("refused", other.to_string()),
-        },
-    }
+fn created(
+    id: Uuid,
+    committed: &Committed<SshKeypair>,
+) -> Result<Versioned<KeypairResponse>, ApiError> {
+    Ok(Versioned::created(
+        format!("/api/v1/ssh-keypairs/{id}"),
+        committed.version,
+        committed_response(committed)?,
+    ))
 }
 
 fn parse_name(text: &str) -> Result<Name, ApiError> {
     Name::parse(text).map_err(|m| ApiError::invalid_field("name", m))
 }
 
-fn parse_comment(text: Option<String>) -> Result<Option<String>, ApiError> {
-    match text {
-        Some(c) if c.chars().count() > MAX_COMMENT_CHARS => Err(ApiError::invalid_field(
-            "comment",
-            "must be at most 255 characters",
-        )),
-        Some(c) if c.chars().any(char::is_control) => Err(ApiError::invalid_field(
-            "comment",
-            "must not contain control characters",
-        )),
-        other => Ok(other),
-    }
-}
-
-fn with_etag(
-    mut builder: actix_web::HttpResponseBuilder,
-    version: usize,
-) -> actix_web::HttpResponseBuilder {
-    builder.insert_header((header::ETAG, etag(version)));
-    builder
-}
-
-/// Generate a keypair.
-#[utoipa::path(
-    tag = "ssh-keypairs",
-    request_body = GenerateKeypairRequest,
-    responses(
-        (status = 201, body = KeypairResponse, headers(("ETag" = String))),
-        (status = "4XX", description = "Refused", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Store unavailable", body = Problem, content_type = "application/problem+json"),
-    ),
-    security(("bearer" = []))
-)]
-#[post("/generate")]
-pub async fn generate_keypair(
-    Authorized(caller, _): Authorized<require::KeypairsWrite>,
-    service: web::Data<KeypairService>,
-    clock: web::Data<dyn crate::clock::Clock>,
-    JsonBody(body): JsonBody<GenerateKeypairRequest>,
-) -> Result<HttpResponse, ApiError> {
-    let name = parse_name(&body.name)?;
-    let comment = parse_comment(body.comment)?.unwrap_or_default();
-    let request = GenerateRequest {
-        name,
-        algorithm: body.algorithm.unwrap_or(KeyAlgorithm::Ed25519),
-        bits: body.bits,
-        comment,
-    };
-    let (id, committed) = service
-        .generate(request, &caller.metadata(clock.now()))
-        .await
-        .map_err(failure)?;
-    created(id, &committed)
-}
-
-fn created(id: Uuid, committed: &Committed<SshKeypair>) -> Result<HttpResponse, ApiError> {
-    Ok(with_etag(HttpResponse::Created(), committed.version)
-        .insert_header((header::LOCATION, format!("/api/v1/ssh-keypairs/{id}")))
-        .json(response(committed_view(committed)?)?))
-}
-
-/// Import a keypair.
-#[utoipa::path(
-    tag = "ssh-keypairs",
-    request_body = ImportKeypairRequest,
-    responses(
-        (status = 201, body = KeypairResponse, headers(("ETag" = String))),
-        (status = "4XX", description = "Refused", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Store unavailable", body = Problem, content_type = "application/problem+json"),
-    ),
-    security(("bearer" = []))
-)]
-#[post("")]
-pub async fn import_keypair(
-    Authorized(caller, _): Authorized<require::KeypairsWrite>,
-    service: web::Data<KeypairService>,
-    clock: web::Data<dyn crate::clock::Clock>,
-    JsonBody(body): JsonBody<ImportKeypairRequest>,
-) -> Result<HttpResponse, ApiError> {
-    let request = ImportRequest {
-        name: parse_name(&body.name)?,
-        private_key: body.private_key.map(Zeroizing::new),
-        public_key: body.public_key,
-        passphrase: body.passphrase.map(Zeroizing::new),
-        comment: parse_comment(body.comment)?,
-    };
-    let (id, committed) = service
-        .import(request, &caller.metadata(clock.now()))
-        .await
-        .map_err(failure)?;
-    created(id, &committed)
-}
-
-/// List keypairs, oldest first.
-#[utoipa::path(
-    tag = "ssh-keypairs",
-    params(PageParams),
-    responses(
-        (status = 200, body = inline(Paged<KeypairResponse>)),
-        (status = "4XX", description = "Refused", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Store unavailable", body = Problem, content_type = "application/problem+json"),
-    ),
-    security(("bearer" = []))
-)]
-#[get("")]
-pub async fn list_keypairs(
-    _caller: Authorized<require::KeypairsRead>,
-    service: web::Data<KeypairService>,
-    params: web::Query<PageParams>,
-) -> Result<HttpResponse, ApiError> {
-    let (after, limit) = params.resolve()?;
-    pagination::page_response(service.list(after, limit).await?, response)
+fn parse_comment(text: Option<String>) -> Result<Option<Comment>, ApiError> {
+    text.map(Comment::parse)
+        .transpose()
+        .map_err(|m| ApiError::invalid_field("comment", m))
 }
 
 async fn find(service: &KeypairService, id: Uuid) -> Result<KeypairView, ApiError> {
@@ -306,29 +177,94 @@ async fn find(service: &KeypairService, id: Uuid) -> Result<KeypairView, ApiErro
         .ok_or_else(|| ApiError::not_found("keypair"))
 }
 
+/// Generate a keypair.
+#[utoipa::path(
+    tag = "ssh-keypairs",
+    request_body = GenerateKeypairRequest,
+    responses(
+        (status = 201, body = KeypairResponse, headers(("ETag" = String))),
+        (status = 409, response = Conflict),
+    ),
+)]
+#[post("/generate")]
+pub async fn generate_keypair(
+    who: Authorized<require::KeypairsWrite>,
+    service: web::Data<KeypairService>,
+    JsonBody(body): JsonBody<GenerateKeypairRequest>,
+) -> Result<Versioned<KeypairResponse>, ApiError> {
+    let request = GenerateRequest {
+        name: parse_name(&body.name)?,
+        algorithm: body.algorithm.unwrap_or(KeyAlgorithm::Ed25519),
+        bits: body.bits,
+        comment: parse_comment(body.comment)?.unwrap_or_default(),
+    };
+    let (id, committed) = service.generate(request, &who.metadata()).await?;
+    created(id, &committed)
+}
+
+/// Import a keypair.
+#[utoipa::path(
+    tag = "ssh-keypairs",
+    request_body = ImportKeypairRequest,
+    responses(
+        (status = 201, body = KeypairResponse, headers(("ETag" = String))),
+        (status = 409, response = Conflict),
+    ),
+)]
+#[post("")]
+pub async fn import_keypair(
+    who: Authorized<require::KeypairsWrite>,
+    service: web::Data<KeypairService>,
+    JsonBody(body): JsonBody<ImportKeypairRequest>,
+) -> Result<Versioned<KeypairResponse>, ApiError> {
+    let request = ImportRequest {
+        name: parse_name(&body.name)?,
+        private_key: body.private_key.map(Zeroizing::new),
+        public_key: body.public_key,
+        passphrase: body.passphrase.map(Zeroizing::new),
+        comment: parse_comment(body.comment)?,
+    };
+    let (id, committed) = service.import(request, &who.metadata()).await?;
+    created(id, &committed)
+}
+
+/// List keypairs, oldest first.
+#[utoipa::path(
+    tag = "ssh-keypairs",
+    params(PageParams),
+    responses((status = 200, body = inline(Paged<KeypairResponse>))),
+)]
+#[get("")]
+pub async fn list_keypairs(
+    _who: Authorized<require::KeypairsRead>,
+    service: web::Data<KeypairService>,
+    params: web::Query<PageParams>,
+) -> Result<HttpResponse, ApiError> {
+    let (after, limit) = params.resolve()?;
+    pagination::page_response(service.list(after, limit).await?, response)
+}
+
 /// Read a keypair (never its private key).
 #[utoipa::path(
     tag = "ssh-keypairs",
     params(("id" = Uuid, Path, description = "Keypair id")),
     responses(
         (status = 200, body = KeypairResponse, headers(("ETag" = String))),
-        (status = "4XX", description = "Refused or not found", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Store unavailable", body = Problem, content_type = "application/problem+json"),
+        (status = 404, response = NotFound),
     ),
-    security(("bearer" = []))
 )]
 #[get("/{id}")]
 pub async fn get_keypair(
-    _caller: Authorized<require::KeypairsRead>,
+    _who: Authorized<require::KeypairsRead>,
     service: web::Data<KeypairService>,
     id: web::Path<Uuid>,
-) -> Result<HttpResponse, ApiError> {
+) -> Result<Versioned<KeypairResponse>, ApiError> {
     let view = find(&service, id.into_inner()).await?;
-    let version = view.version;
-    Ok(with_etag(HttpResponse::Ok(), version).json(response(view)?))
+    Ok(Versioned::ok(view.version, response(view)?))
 }
 
-/// Rename a keypair or change its comment. `If-Match` makes it conditional.
+/// Rename a keypair or change its comment, in one change. `If-Match` makes it
+/// conditional.
 #[utoipa::path(
     tag = "ssh-keypairs",
     params(
@@ -338,40 +274,36 @@ pub async fn get_keypair(
     request_body = UpdateKeypairRequest,
     responses(
         (status = 200, body = KeypairResponse, headers(("ETag" = String))),
-        (status = "4XX", description = "Refused, not found, stale (412) or conflicting (409)", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Store unavailable", body = Problem, content_type = "application/problem+json"),
+        (status = 404, response = NotFound),
+        (status = 409, response = Conflict),
+        (status = 412, response = PreconditionFailed),
     ),
-    security(("bearer" = []))
 )]
 #[patch("/{id}")]
 pub async fn update_keypair(
-    Authorized(caller, _): Authorized<require::KeypairsWrite>,
+    who: Authorized<require::KeypairsWrite>,
     service: web::Data<KeypairService>,
-    clock: web::Data<dyn crate::clock::Clock>,
     id: web::Path<Uuid>,
     IfMatch(expected): IfMatch,
     JsonBody(body): JsonBody<UpdateKeypairRequest>,
-) -> Result<HttpResponse, ApiError> {
-    let id = id.into_inner();
-    let name = body.name.as_deref().map(parse_name).transpose()?;
-    let comment = parse_comment(body.comment)?;
-    if name.is_none() && comment.is_none() {
+) -> Result<Versioned<KeypairResponse>, ApiError> {
+    let changes = KeypairChanges {
+        name: body.name.as_deref().map(parse_name).transpose()?,
+        comment: parse_comment(body.comment)?,
+    };
+    if changes.name.is_none() && changes.comment.is_none() {
         return Err(ApiError::invalid_field(
             "body",
             "give `name`, `comment` or both",
         ));
     }
     let committed = service
-        .update(
-            id,
-            KeypairChanges { name, comment },
-            expected,
-            &caller.metadata(clock.now()),
-        )
-        .await
-        .map_err(failure)?;
-    Ok(with_etag(HttpResponse::Ok(), committed.version)
-        .json(response(committed_view(&committed)?)?))
+        .update(id.into_inner(), changes, expected, &who.metadata())
+        .await?;
+    Ok(Versioned::ok(
+        committed.version,
+        committed_response(&committed)?,
+    ))
 }
 
 /// Delete a keypair and destroy its private key for good (its history stays).
@@ -384,29 +316,22 @@ pub async fn update_keypair(
     ),
     responses(
         (status = 204, description = "Deleted"),
-        (status = "4XX", description = "Refused, not found, or in use (409 with `dependants`)", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Store unavailable", body = Problem, content_type = "application/problem+json"),
+        (status = 404, response = NotFound),
+        (status = 409, description = "In use (`in_use`, with `dependants`): delete them first or pass `cascade=true`", body = crate::gateway::Problem, content_type = "application/problem+json"),
+        (status = 412, response = PreconditionFailed),
     ),
-    security(("bearer" = []))
 )]
 #[delete("/{id}")]
 pub async fn delete_keypair(
-    Authorized(caller, _): Authorized<require::KeypairsWrite>,
+    who: Authorized<require::KeypairsWrite>,
     service: web::Data<KeypairService>,
-    clock: web::Data<dyn crate::clock::Clock>,
     id: web::Path<Uuid>,
     params: web::Query<DeleteParams>,
     IfMatch(expected): IfMatch,
 ) -> Result<HttpResponse, ApiError> {
     service
-        .delete(
-            id.into_inner(),
-            params.cascade,
-            expected,
-            &caller.metadata(clock.now()),
-        )
-        .await
-        .map_err(failure)?;
+        .delete(id.into_inner(), params.cascade, expected, &who.metadata())
+        .await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -416,18 +341,17 @@ pub async fn delete_keypair(
     params(("id" = Uuid, Path, description = "Keypair id")),
     responses(
         (status = 200, body = UsedByResponse),
-        (status = "4XX", description = "Refused or not found", body = Problem, content_type = "application/problem+json"),
+        (status = 404, response = NotFound),
     ),
-    security(("bearer" = []))
 )]
 #[get("/{id}/used-by")]
 pub async fn keypair_used_by(
-    _caller: Authorized<require::KeypairsRead>,
+    _who: Authorized<require::KeypairsRead>,
     service: web::Data<KeypairService>,
     id: web::Path<Uuid>,
-) -> Result<HttpResponse, ApiError> {
-    let dependants = service.used_by(id.into_inner()).await.map_err(failure)?;
-    Ok(HttpResponse::Ok().json(UsedByResponse {
+) -> Result<web::Json<UsedByResponse>, ApiError> {
+    let dependants = service.used_by(id.into_inner()).await?;
+    Ok(web::Json(UsedByResponse {
         items: dependants
             .into_iter()
             .map(|d| DependantResponse {
@@ -445,23 +369,19 @@ pub async fn keypair_used_by(
     params(("id" = Uuid, Path, description = "Keypair id")),
     responses(
         (status = 200, description = "authorized_keys line", body = String, content_type = "text/plain"),
-        (status = "4XX", description = "Refused or not found", body = Problem, content_type = "application/problem+json"),
+        (status = 404, response = NotFound),
     ),
-    security(("bearer" = []))
 )]
 #[get("/{id}/public-key")]
 pub async fn download_public_key(
-    _caller: Authorized<require::KeypairsRead>,
+    _who: Authorized<require::KeypairsRead>,
     service: web::Data<KeypairService>,
     id: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
     let view = find(&service, id.into_inner()).await?;
     Ok(HttpResponse::Ok()
         .content_type("text/plain; charset=utf-8")
-        .insert_header((
-            header::CONTENT_DISPOSITION,
-            content_disposition(&format!("{}.pub", view.name)),
-        ))
+        .insert_header(attachment(&format!("{}.pub", view.name)))
         .body(format!("{}\n", view.public_key)))
 }
 
@@ -473,16 +393,14 @@ pub async fn download_public_key(
     request_body(content = ExportPrivateKeyRequest, description = "Optional; an empty body exports unencrypted"),
     responses(
         (status = 200, body = ExportedPrivateKey),
-        (status = "4XX", description = "Refused, not found, or no private key (409)", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Store unavailable", body = Problem, content_type = "application/problem+json"),
+        (status = 404, response = NotFound),
+        (status = 409, description = "The keypair has only a public key (`no_private_key`)", body = crate::gateway::Problem, content_type = "application/problem+json"),
     ),
-    security(("bearer" = []))
 )]
 #[post("/{id}/private-key")]
 pub async fn export_private_key(
-    Authorized(caller, _): Authorized<require::SecretsExport>,
+    who: Authorized<require::SecretsExport>,
     service: web::Data<KeypairService>,
-    clock: web::Data<dyn crate::clock::Clock>,
     id: web::Path<Uuid>,
     JsonBodyOrEmpty(body): JsonBodyOrEmpty<ExportPrivateKeyRequest>,
 ) -> Result<HttpResponse, ApiError> {
@@ -495,24 +413,22 @@ pub async fn export_private_key(
         }
         other => other,
     };
-    let id = id.into_inner();
     let encrypted = passphrase.is_some();
     let (text, committed) = service
-        .export(id, passphrase, &caller.metadata(clock.now()))
-        .await
-        .map_err(failure)?;
-    let fingerprint = committed.state.fingerprint;
+        .export(id.into_inner(), passphrase, &who.metadata())
+        .await?;
     Ok(HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .json(ExportedPrivateKey {
             private_key: text.to_string(),
             encrypted,
-            fingerprint,
+            fingerprint: committed.state.fingerprint,
         }))
 }
 
-/// `attachment` with an ASCII fallback and the exact name per RFC 6266 / RFC 8187.
-pub fn content_disposition(file_name: &str) -> String {
+/// `attachment` with an ASCII fallback name (for old clients) and the exact name
+/// (RFC 6266 / RFC 8187), so a keypair's name cannot break out of the header.
+pub fn attachment(file_name: &str) -> ContentDisposition {
     let fallback: String = file_name
         .chars()
         .map(|c| {
@@ -523,30 +439,30 @@ pub fn content_disposition(file_name: &str) -> String {
             }
         })
         .collect();
-    let encoded: String = file_name
-        .bytes()
-        .map(|b| {
-            if b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_' | b'~') {
-                (b as char).to_string()
-            } else {
-                format!("%{b:02X}")
-            }
-        })
-        .collect();
-    format!("attachment; filename=\"{fallback}\"; filename*=UTF-8''{encoded}")
+    ContentDisposition {
+        disposition: DispositionType::Attachment,
+        parameters: vec![
+            DispositionParam::Filename(fallback),
+            DispositionParam::FilenameExt(ExtendedValue {
+                charset: Charset::Ext("UTF-8".to_owned()),
+                language_tag: None,
+                value: file_name.as_bytes().to_vec(),
+            }),
+        ],
+    }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::content_disposition;
+    use super::attachment;
 
     #[test]
     fn file_names_are_encoded_safely() {
         assert_eq!(
-            content_disposition("backup.pub"),
+            attachment("backup.pub").to_string(),
             "attachment; filename=\"backup.pub\"; filename*=UTF-8''backup.pub"
         );
-        let tricky = content_disposition("Zürich \"key\"; evil.pub");
+        let tricky = attachment("Zürich \"key\"; evil.pub").to_string();
         assert!(tricky.starts_with("attachment; filename=\"Z_rich__key___evil.pub\"; "));
         assert!(tricky.ends_with("filename*=UTF-8''Z%C3%BCrich%20%22key%22%3B%20evil.pub"));
     }

@@ -2,9 +2,11 @@
 //! the keypair, exported only through an audited call.
 
 mod aggregate;
+mod comment;
 mod http;
 pub mod material;
 mod plugin;
+mod problems;
 mod service;
 mod used_by;
 mod view;
@@ -12,6 +14,7 @@ mod view;
 pub use aggregate::{
     KeypairCommand, KeypairError, KeypairEvent, NewComment, NewKeypair, SshKeypair,
 };
+pub use comment::Comment;
 pub use material::KeyAlgorithm;
 pub use plugin::KeypairsPlugin;
 pub use service::{

@@ -42,7 +42,9 @@ impl Plugin for KeypairsPlugin {
         ));
         runtime.services.provide(dependants);
         runtime.services.provide(service.clone());
-        let _ = self.service.set(service);
+        self.service
+            .set(service)
+            .map_err(|_| anyhow::anyhow!("the {} plugin was started twice", self.name()))?;
         Ok(())
     }
 

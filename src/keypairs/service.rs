@@ -11,6 +11,7 @@ use uuid::Uuid;
 use zeroize::Zeroizing;
 
 use super::aggregate::{KeypairCommand, KeypairError, NewComment, NewKeypair, SshKeypair};
+use super::comment::Comment;
 use super::material::{self, KeyAlgorithm, KeyProblem};
 use super::used_by::DependantRegistry;
 use super::view::KeypairView;
@@ -96,13 +97,13 @@ pub struct ImportRequest {
     pub private_key: Option<Zeroizing<String>>,
     pub public_key: Option<String>,
     pub passphrase: Option<Zeroizing<String>>,
-    pub comment: Option<String>,
+    pub comment: Option<Comment>,
 }
 
 /// A rename, a new comment, or both; `None` keeps the current value.
 pub struct KeypairChanges {
     pub name: Option<Name>,
-    pub comment: Option<String>,
+    pub comment: Option<Comment>,
 }
 
 /// What a generated keypair is asked to be.
@@ -110,7 +111,7 @@ pub struct GenerateRequest {
     pub name: Name,
     pub algorithm: KeyAlgorithm,
     pub bits: Option<u32>,
-    pub comment: String,
+    pub comment: Comment,
 }
 
 pub struct KeypairService {
@@ -153,11 +154,12 @@ impl KeypairService {
         metadata: &CommandMetadata,
     ) -> Result<(Uuid, Committed<SshKeypair>), KeypairFailure> {
         let bits = material::generation_bits(request.algorithm, request.bits)?;
-        let key = material::generate(request.algorithm, bits, request.comment.clone()).await?;
+        let comment = request.comment.into_string();
+        let key = material::generate(request.algorithm, bits, comment.clone()).await?;
         let facts = material::facts(key.public_key(), "algorithm")?;
         let new = NewKeypairParts {
             name: request.name,
-            comment: request.comment,
+            comment,
             facts,
             private: Some(&key),
         };
@@ -204,7 +206,7 @@ impl KeypairService {
         };
         let comment = request
             .comment
-            .unwrap_or_else(|| public.comment().to_string());
+            .map_or_else(|| public.comment().to_string(), Comment::into_string);
         public.set_comment(comment.as_str());
         let new = NewKeypairParts {
             name: request.name,
@@ -260,7 +262,7 @@ impl KeypairService {
     ) -> Result<Committed<SshKeypair>, KeypairFailure> {
         let owner = id.to_string();
         let comment = match changes.comment {
-            Some(comment) => Some(self.recommented(id, comment).await?),
+            Some(comment) => Some(self.recommented(id, comment.into_string()).await?),
             None => None,
         };
         let mut change = Change::new();

@@ -69,7 +69,7 @@ impl MasterKey {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 let key = Self::from_bytes(rand::random());
                 let encoded = Zeroizing::new(STANDARD.encode(key.bytes()));
-                crate::auth::bootstrap::write_private_file(file, &encoded)
+                crate::files::write_private_file(file, &encoded)
                     .map_err(|e| file_error(e.to_string()))?;
                 Ok(key)
             }

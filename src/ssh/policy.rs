@@ -12,8 +12,15 @@ use super::host::Host;
 use crate::config::OutboundSettings;
 
 /// Always refused, whatever the configuration: link-local addresses (where cloud
-/// metadata services live) and the EC2 IPv6 metadata address.
-const ALWAYS_DENIED: [&str; 3] = ["169.254.0.0/16", "fe80::/10", "fd00:ec2::254/128"];
+/// metadata services live), the EC2 IPv6 metadata address, and the unspecified
+/// addresses (`0.0.0.0/8`, `::`), which the kernel takes to mean this very machine.
+const ALWAYS_DENIED: [&str; 5] = [
+    "169.254.0.0/16",
+    "fe80::/10",
+    "fd00:ec2::254/128",
+    "0.0.0.0/8",
+    "::/128",
+];
 
 #[derive(Debug, Clone)]
 pub struct OutboundPolicy {
@@ -68,6 +75,13 @@ impl OutboundPolicy {
                 .map_err(|e| OutboundError::Unresolvable(e.to_string()))?
                 .collect(),
         };
+        self.choose(&addresses)
+    }
+
+    /// The address to connect to among those a name resolved to: the first, but only if
+    /// every one is permitted (the resolver may answer differently when the client
+    /// connects, so one forbidden answer refuses the name).
+    pub fn choose(&self, addresses: &[SocketAddr]) -> Result<SocketAddr, OutboundError> {
         if let Some(denied) = addresses.iter().find(|a| !self.permits(a.ip())) {
             return Err(OutboundError::Forbidden(denied.ip()));
         }
@@ -103,6 +117,43 @@ mod tests {
         }
         let allow_all = policy(&["0.0.0.0/0", "::/0"], &[]);
         assert!(!allow_all.permits("169.254.169.254".parse().unwrap()));
+    }
+
+    #[test]
+    fn unspecified_addresses_are_always_denied() {
+        let allow_all = policy(&["0.0.0.0/0", "::/0"], &[]);
+        for ip in ["0.0.0.0", "0.1.2.3", "::", "::ffff:0.0.0.0"] {
+            assert!(!allow_all.permits(ip.parse().unwrap()), "{ip}");
+        }
+        assert!(allow_all.permits("1.0.0.0".parse().unwrap()));
+        assert!(allow_all.permits("::2".parse().unwrap()));
+    }
+
+    /// A name resolving to several addresses is judged on all of them, whatever their
+    /// order; the first is used only when every one is permitted.
+    #[test]
+    fn every_resolved_address_is_checked() {
+        let p = policy(&[], &["10.9.0.0/16"]);
+        let at = |ip: &str| SocketAddr::new(ip.parse().unwrap(), 22);
+        let (good, other, bad) = (at("192.0.2.1"), at("2001:db8::1"), at("10.9.0.5"));
+        assert_eq!(p.choose(&[good, other]), Ok(good));
+        assert_eq!(p.choose(&[other, good]), Ok(other));
+        for mixed in [
+            vec![good, bad],
+            vec![bad, good],
+            vec![good, other, bad],
+            vec![at("169.254.169.254"), good],
+        ] {
+            assert!(
+                matches!(p.choose(&mixed), Err(OutboundError::Forbidden(_))),
+                "{mixed:?}"
+            );
+        }
+        assert_eq!(
+            p.choose(&[good, bad]),
+            Err(OutboundError::Forbidden(bad.ip()))
+        );
+        assert!(matches!(p.choose(&[]), Err(OutboundError::Unresolvable(_))));
     }
 
     #[test]

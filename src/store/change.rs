@@ -358,6 +358,11 @@ macro_rules! in_transaction {
     };
 }
 
+/// One event; `json($n)` stores the text as JSON on both databases.
+const INSERT_EVENT: &str = "INSERT INTO events (aggregate_type, aggregate_id, sequence, \
+     event_type, event_version, payload, metadata) \
+     VALUES ($1, $2, $3, $4, $5, json($6), json($7))";
+
 /// Called at each [`CommitStep`]; an error stops the commit there (a test's failpoint).
 pub type StepHook<'a> = &'a (dyn Fn(CommitStep) -> Result<(), StoreError> + Send + Sync);
 
@@ -377,17 +382,16 @@ impl Store {
         hook(CommitStep::Begin)?;
         in_transaction!(self, |tx| {
             for event in &change.events {
-                let (sql, payload, metadata) = self.event_insert(event);
                 let sequence = i64::try_from(event.sequence)
                     .map_err(|_| StoreError::Fault("event sequence out of range".into()))?;
-                sqlx::query(sql)
+                sqlx::query(INSERT_EVENT)
                     .bind(&event.aggregate_type)
                     .bind(&event.aggregate_id)
                     .bind(sequence)
                     .bind(&event.event_type)
                     .bind(&event.event_version)
-                    .bind(payload)
-                    .bind(metadata)
+                    .bind(event.payload.to_string())
+                    .bind(event.metadata.to_string())
                     .execute(&mut *tx)
                     .await?;
             }
@@ -399,20 +403,5 @@ impl Store {
         });
         hook(CommitStep::AfterCommit)?;
         Ok(())
-    }
-
-    /// The insert statement for this database and the payload and metadata as text.
-    fn event_insert(&self, event: &SerializedEvent) -> (&'static str, String, String) {
-        let sql = match self {
-            Store::Postgres(_) => {
-                "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, \
-                 event_version, payload, metadata) VALUES ($1, $2, $3, $4, $5, $6::json, $7::json)"
-            }
-            Store::Sqlite(_) => {
-                "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, \
-                 event_version, payload, metadata) VALUES ($1, $2, $3, $4, $5, $6, $7)"
-            }
-        };
-        (sql, event.payload.to_string(), event.metadata.to_string())
     }
 }

@@ -29,14 +29,11 @@ pub struct StoredEvent {
 /// and metadata as text so both databases hand back the same types.
 pub(super) type EventRow = (String, String, i64, String, String, String, String, i64);
 
-/// Events after a position, oldest first, at most a limit (`$1`, `$2`).
-pub(super) const PG_EVENTS_AFTER: &str = "SELECT aggregate_type, aggregate_id, sequence, \
-     event_type, event_version, payload::text, metadata::text, position \
+/// Events after a position, oldest first, at most a limit (`$1`, `$2`); the same SQL
+/// on both databases.
+pub(super) const EVENTS_AFTER: &str = "SELECT aggregate_type, aggregate_id, sequence, \
+     event_type, event_version, CAST(payload AS TEXT), CAST(metadata AS TEXT), position \
      FROM events WHERE position > $1 ORDER BY position LIMIT $2";
-
-pub(super) const SQLITE_EVENTS_AFTER: &str = "SELECT aggregate_type, aggregate_id, sequence, \
-     event_type, event_version, payload, metadata, position \
-     FROM events WHERE position > ?1 ORDER BY position LIMIT ?2";
 
 pub(super) fn from_row(row: EventRow) -> Result<StoredEvent, StoreError> {
     let (

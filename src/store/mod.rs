@@ -1,8 +1,20 @@
 //! The event store and read models, on PostgreSQL or SQLite behind one type.
 //!
-//! The backend is chosen once, from `database_url`. Everything that differs between the
-//! two databases lives in `postgres.rs` and `sqlite.rs`; the rest of credgate sees
-//! [`Store`], [`Aggregates`] and [`ProjectionRunner`].
+//! The backend is chosen once, from `database_url`. The SQL is written once and runs on
+//! both (`on_pool!`, `$n` placeholders); only connection options and the schema differ,
+//! in `postgres.rs` and `sqlite.rs`. The rest of credgate sees [`Store`], [`Aggregates`]
+//! and [`ProjectionRunner`].
+
+/// Runs `$body` with `$pool` bound to whichever pool the store has; the SQL in `$body`
+/// must work on both databases (`$n` placeholders do).
+macro_rules! on_pool {
+    ($store:expr, |$pool:ident| $body:expr) => {
+        match $store {
+            Store::Postgres($pool) => $body,
+            Store::Sqlite($pool) => $body,
+        }
+    };
+}
 
 mod aggregates;
 mod change;
@@ -12,6 +24,7 @@ mod failpoints;
 mod metadata;
 mod migrations;
 mod postgres;
+mod projection_tx;
 mod projections;
 mod side_tables;
 mod sqlite;
@@ -31,7 +44,6 @@ pub use views::{ViewChange, ViewDoc};
 use sqlx::{PgPool, SqlitePool};
 
 use crate::config::{DatabaseSettings, DatabaseUrl};
-use projections::ProjectionTx;
 
 /// A page of a list and the sort key the next page starts after.
 #[derive(Debug, Clone)]
@@ -93,57 +105,6 @@ impl Store {
         }
     }
 
-    /// The position of the newest event (0 for an empty log).
-    pub async fn newest_position(&self) -> Result<i64, StoreError> {
-        let newest: Option<i64> = match self {
-            Self::Postgres(pool) => {
-                sqlx::query_scalar("SELECT MAX(position) FROM events")
-                    .fetch_one(pool)
-                    .await?
-            }
-            Self::Sqlite(pool) => {
-                sqlx::query_scalar("SELECT MAX(position) FROM events")
-                    .fetch_one(pool)
-                    .await?
-            }
-        };
-        Ok(newest.unwrap_or(0))
-    }
-
-    /// Whether any event of this aggregate type was ever written.
-    pub async fn has_events_of(&self, aggregate_type: &str) -> Result<bool, StoreError> {
-        match self {
-            Self::Postgres(pool) => postgres::has_events_of(pool, aggregate_type).await,
-            Self::Sqlite(pool) => sqlite::has_events_of(pool, aggregate_type).await,
-        }
-    }
-
-    pub async fn view_get(
-        &self,
-        projection: &str,
-        view_id: &str,
-    ) -> Result<Option<ViewDoc>, StoreError> {
-        match self {
-            Self::Postgres(pool) => postgres::view_get(pool, projection, view_id).await,
-            Self::Sqlite(pool) => sqlite::view_get(pool, projection, view_id).await,
-        }
-    }
-
-    /// Up to `limit` documents whose sort key is greater than `after_sort_key`, in order.
-    pub async fn view_page(
-        &self,
-        projection: &str,
-        after_sort_key: i64,
-        limit: i64,
-    ) -> Result<Vec<ViewDoc>, StoreError> {
-        match self {
-            Self::Postgres(pool) => {
-                postgres::view_page(pool, projection, after_sort_key, limit).await
-            }
-            Self::Sqlite(pool) => sqlite::view_page(pool, projection, after_sort_key, limit).await,
-        }
-    }
-
     /// One page of a view's documents as `V`, oldest first, and where the next starts.
     pub async fn view_list<V: serde::de::DeserializeOwned>(
         &self,
@@ -195,14 +156,5 @@ impl Store {
             Some(doc) => Ok(Some(serde_json::from_value(doc.payload)?)),
             None => Ok(None),
         }
-    }
-
-    async fn begin_projection_tx(&self) -> Result<Box<dyn ProjectionTx>, StoreError> {
-        Ok(match self {
-            Self::Postgres(pool) => Box::new(postgres::PgProjectionTx(pool.begin().await?)),
-            Self::Sqlite(pool) => Box::new(sqlite::SqliteProjectionTx(
-                pool.begin_with("BEGIN IMMEDIATE").await?,
-            )),
-        })
     }
 }

@@ -16,7 +16,8 @@ use cqrs_es::{Aggregate, EventEnvelope};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use super::event_log::{Position, StoredEvent};
+use super::event_log::StoredEvent;
+use super::projection_tx::ProjectionTx;
 use super::views::{ViewChange, ViewDoc};
 use super::{Store, StoreError};
 
@@ -101,30 +102,6 @@ impl<V: View> Projection for ViewProjection<V> {
     }
 }
 
-/// The store operations one projection batch needs, inside one transaction.
-#[async_trait::async_trait]
-pub(super) trait ProjectionTx: Send {
-    /// Reads (creating if needed) and locks the projection's checkpoint, so two
-    /// processes never apply the same events to the same view at once.
-    async fn lock_checkpoint(&mut self, projection: &str) -> Result<Position, StoreError>;
-    async fn events_after(
-        &mut self,
-        at: Position,
-        limit: i64,
-    ) -> Result<Vec<StoredEvent>, StoreError>;
-    async fn load_doc(
-        &mut self,
-        projection: &str,
-        view_id: &str,
-    ) -> Result<Option<ViewDoc>, StoreError>;
-    async fn put_doc(&mut self, projection: &str, doc: &ViewDoc) -> Result<(), StoreError>;
-    async fn delete_doc(&mut self, projection: &str, view_id: &str) -> Result<(), StoreError>;
-    async fn save_checkpoint(&mut self, projection: &str, at: Position) -> Result<(), StoreError>;
-    /// Forgets every document and the checkpoint, for a rebuild.
-    async fn reset(&mut self, projection: &str) -> Result<(), StoreError>;
-    async fn commit(self: Box<Self>) -> Result<(), StoreError>;
-}
-
 /// Keeps every projection of this process up to date with the event log.
 pub struct ProjectionRunner {
     store: Store,
@@ -164,8 +141,8 @@ impl ProjectionRunner {
         let mut total = 0;
         for projection in &self.projections {
             loop {
-                let mut tx = self.store.begin_projection_tx().await?;
-                let read = apply_batch(tx.as_mut(), projection.as_ref()).await?;
+                let mut tx = ProjectionTx::begin(&self.store).await?;
+                let read = apply_batch(&mut tx, projection.as_ref()).await?;
                 tx.commit().await?;
                 total += read;
                 if read < BATCH as u64 {
@@ -187,11 +164,11 @@ impl ProjectionRunner {
             .store(-1, std::sync::atomic::Ordering::Release);
         let mut total = 0;
         for projection in &self.projections {
-            let mut tx = self.store.begin_projection_tx().await?;
+            let mut tx = ProjectionTx::begin(&self.store).await?;
             tx.reset(projection.name()).await?;
             let mut applied = 0;
             loop {
-                let read = apply_batch(tx.as_mut(), projection.as_ref()).await?;
+                let read = apply_batch(&mut tx, projection.as_ref()).await?;
                 applied += read;
                 progress(projection.name(), applied);
                 if read < BATCH as u64 {
@@ -207,7 +184,7 @@ impl ProjectionRunner {
 }
 
 async fn apply_batch(
-    tx: &mut dyn ProjectionTx,
+    tx: &mut ProjectionTx,
     projection: &dyn Projection,
 ) -> Result<u64, StoreError> {
     let name = projection.name();

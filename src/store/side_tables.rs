@@ -7,16 +7,6 @@
 
 use super::{Store, StoreError};
 
-/// Runs `$body` with `$pool` bound to whichever pool the store has.
-macro_rules! on_pool {
-    ($store:expr, |$pool:ident| $body:expr) => {
-        match $store {
-            Store::Postgres($pool) => $body,
-            Store::Sqlite($pool) => $body,
-        }
-    };
-}
-
 pub const DDL: &[&str] = &[
     "CREATE TABLE IF NOT EXISTS data_keys (
         owner   text PRIMARY KEY,

@@ -99,11 +99,65 @@ fn bad_settings_stop_start_up_with_one_line_naming_the_setting() {
             .output()
             .unwrap();
         let stderr = String::from_utf8_lossy(&output.stderr);
-        assert!(!output.status.success(), "{name}={value} started");
+        assert_eq!(output.status.code(), Some(2), "{name}={value}: {stderr}");
         assert_eq!(stderr.lines().count(), 1, "{name}={value}: {stderr}");
         assert!(stderr.contains(expected), "{name}={value}: {stderr}");
         assert!(!stderr.contains("panicked"));
     }
+    assert!(
+        !dir.path().join("credgate-data").exists(),
+        "a refused start created files"
+    );
+}
+
+/// The TOML file comes from `--config` or `CREDGATE_CONFIG`; an unknown key in it is a
+/// configuration error naming the key, and a good file's settings are used.
+#[test]
+fn a_config_file_is_read_and_its_unknown_keys_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(&bad, "listen = \"127.0.0.1:0\"\nlisen_typo = 1\n").unwrap();
+    let by_flag = credgate()
+        .current_dir(dir.path())
+        .args(["serve", "--config"])
+        .arg(&bad)
+        .output()
+        .unwrap();
+    let by_env = credgate()
+        .current_dir(dir.path())
+        .arg("serve")
+        .env("CREDGATE_CONFIG", &bad)
+        .output()
+        .unwrap();
+    for output in [by_flag, by_env] {
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{stderr}");
+        assert_eq!(stderr.lines().count(), 1, "{stderr}");
+        assert!(stderr.contains("lisen_typo"), "{stderr}");
+    }
+
+    // A good file: its (invalid) port is what start-up complains about, so it was read.
+    let good = dir.path().join("good.toml");
+    std::fs::write(&good, "listen = \"127.0.0.1:99999\"\n").unwrap();
+    let output = credgate()
+        .current_dir(dir.path())
+        .arg("serve")
+        .env("CREDGATE_CONFIG", &good)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("`listen`") && stderr.contains("99999"),
+        "{stderr}"
+    );
+
+    let missing = credgate()
+        .current_dir(dir.path())
+        .args(["serve", "--config", "/nonexistent/credgate.toml"])
+        .output()
+        .unwrap();
+    assert_eq!(missing.status.code(), Some(2));
     assert!(
         !dir.path().join("credgate-data").exists(),
         "a refused start created files"
@@ -122,7 +176,8 @@ fn an_unreachable_database_is_one_clear_line() {
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(!output.status.success());
+    // Not a configuration error (2): the settings are valid, the store is down.
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
     assert!(stderr.contains("cannot open the store"), "{stderr}");
     assert!(!stderr.contains("s3cret"), "the password leaked: {stderr}");

@@ -94,8 +94,13 @@ async fn discovery_returns_exactly_what_ssh_keyscan_prints() {
     keys.sort();
     assert_eq!(keys, sshd.keyscan());
     assert_eq!(keys.len(), 3, "ed25519, ecdsa and rsa");
+    let expected = sshd.host_key_fingerprints();
     for key in found["keys"].as_array().unwrap() {
-        assert!(key["fingerprint"].as_str().unwrap().starts_with("SHA256:"));
+        let (_, fingerprint) = expected
+            .iter()
+            .find(|(line, _)| line == key["key"].as_str().unwrap())
+            .expect("a scanned key is one of the host keys");
+        assert_eq!(key["fingerprint"], fingerprint.as_str(), "as ssh-keygen -l");
     }
     assert_eq!(
         found["remote_host_key"].as_str().unwrap().lines().count(),
@@ -305,11 +310,14 @@ async fn a_connection_is_tested_pinned_and_usable_by_stock_ssh(backend: Backend)
     let tested = test_connection(&app, &id).await;
     assert_eq!(tested["ok"], true, "{tested}");
     assert_eq!(tested["phase"], "exec");
+    // The key the server presented during the test is one of its host keys, with the
+    // fingerprint ssh-keygen prints for it.
+    let presented = tested["server_key_fingerprint"].as_str().unwrap();
     assert!(
-        tested["server_key_fingerprint"]
-            .as_str()
-            .unwrap()
-            .starts_with("SHA256:")
+        sshd.host_key_fingerprints()
+            .iter()
+            .any(|(_, fingerprint)| fingerprint == presented),
+        "{presented}"
     );
     let used_by = ok_json(
         app.get(

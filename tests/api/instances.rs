@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use reqwest::StatusCode;
 
+use crate::support::db::raw_events;
 use crate::support::{Backend, TestApp, TestDb, eventually, problem};
 
 #[tokio::test]
@@ -64,6 +65,9 @@ async fn a_key_created_on_one_instance_is_listed_by_the_other() {
     assert_eq!(listed["status"], "active");
 }
 
+/// Two instances writing at once: every acknowledged write is in the event log once,
+/// positions are unique and without gaps (a gap would come only from a rolled-back
+/// write, and none is refused here), and both instances' views end up with all of it.
 #[tokio::test]
 async fn concurrent_writers_never_lose_or_duplicate_events() {
     let db = TestDb::create(Backend::Postgres).await;
@@ -71,17 +75,50 @@ async fn concurrent_writers_never_lose_or_duplicate_events() {
     let mut second = TestApp::spawn(&db.url).await;
     second.admin_key = first.admin_key.clone();
 
-    // Interleaved creates on both instances; both views must end up with all of them.
     let mut created = Vec::new();
-    for round in 0..5 {
-        let (name_a, name_b) = (format!("first {round}"), format!("second {round}"));
-        let (a, b) = tokio::join!(
-            first.create_key(&name_a, &["audit:read"]),
-            second.create_key(&name_b, &["audit:read"]),
+    for round in 0..8 {
+        let names = [
+            format!("first {round}"),
+            format!("second {round}"),
+            format!("first again {round}"),
+            format!("second again {round}"),
+        ];
+        let (a, b, c, d) = tokio::join!(
+            first.create_key(&names[0], &["audit:read"]),
+            second.create_key(&names[1], &["audit:read"]),
+            first.create_key(&names[2], &["audit:read"]),
+            second.create_key(&names[3], &["audit:read"]),
         );
-        created.push(a.id);
-        created.push(b.id);
+        created.extend([a.id, b.id, c.id, d.id]);
     }
+
+    let events = raw_events(&db.url).await;
+    let positions: Vec<i64> = events.iter().map(|e| e.position).collect();
+    let first_position = positions[0];
+    let expected: Vec<i64> = (first_position..first_position + positions.len() as i64).collect();
+    assert_eq!(
+        positions, expected,
+        "positions unique, in order, without gaps"
+    );
+    for id in &created {
+        let written = events
+            .iter()
+            .filter(|e| &e.aggregate_id == id && e.event_type == "ApiKeyCreated")
+            .count();
+        assert_eq!(written, 1, "key {id} written once");
+    }
+    let mut streams: Vec<(&str, i64)> = events
+        .iter()
+        .map(|e| (e.aggregate_id.as_str(), e.sequence))
+        .collect();
+    streams.sort_unstable();
+    streams.dedup();
+    assert_eq!(
+        streams.len(),
+        events.len(),
+        "no (aggregate, sequence) twice"
+    );
+
     for app in [&first, &second] {
         let ids = eventually(Duration::from_secs(2), "every key in the view", || async {
             let keys = app.list_keys(&app.admin_key).await;
@@ -92,6 +129,10 @@ async fn concurrent_writers_never_lose_or_duplicate_events() {
             created.iter().all(|id| ids.contains(id)).then_some(ids)
         })
         .await;
-        assert_eq!(ids.len(), created.len() + 1, "no key listed twice");
+        assert_eq!(
+            ids.len(),
+            created.len() + 1,
+            "the created keys and the admin key"
+        );
     }
 }

@@ -17,5 +17,6 @@ mod keypairs;
 mod openapi;
 mod outage;
 mod projections;
+mod settings;
 mod support;
 mod tls;

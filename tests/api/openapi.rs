@@ -29,7 +29,7 @@ fn the_committed_document_matches_the_code() {
 }
 
 #[test]
-fn every_api_operation_needs_a_key_and_documents_its_errors() {
+fn every_operation_declares_its_key_its_errors_and_descriptions() {
     let document = committed();
     let paths = document["paths"].as_object().unwrap();
     assert!(paths.contains_key("/api/v1/api-keys"));
@@ -42,14 +42,55 @@ fn every_api_operation_needs_a_key_and_documents_its_errors() {
                     serde_json::json!([]),
                     "{method} {path}"
                 );
+                for status in ["400", "401", "403", "503"] {
+                    assert!(
+                        responses.contains_key(status),
+                        "{method} {path} documents no {status}"
+                    );
+                }
+                if operation.get("requestBody").is_some() {
+                    for status in ["413", "415", "422"] {
+                        assert!(
+                            responses.contains_key(status),
+                            "{method} {path} takes a body but documents no {status}"
+                        );
+                    }
+                }
+                if path.contains("{id}") {
+                    assert!(
+                        responses.contains_key("404"),
+                        "{method} {path} names a resource but documents no 404"
+                    );
+                }
+                for (status, response) in responses {
+                    if status.starts_with('2') {
+                        continue;
+                    }
+                    let problem = match response.get("$ref").and_then(Value::as_str) {
+                        Some(reference) => {
+                            let name = reference.trim_start_matches("#/components/responses/");
+                            &document["components"]["responses"][name]
+                        }
+                        None => response,
+                    };
+                    assert_eq!(
+                        problem["content"]["application/problem+json"]["schema"]["$ref"],
+                        "#/components/schemas/Problem",
+                        "{method} {path} {status}"
+                    );
+                }
+            }
+            for (status, response) in responses {
+                let described = match response.get("$ref").and_then(Value::as_str) {
+                    Some(reference) => {
+                        let name = reference.trim_start_matches("#/components/responses/");
+                        document["components"]["responses"][name]["description"].clone()
+                    }
+                    None => response["description"].clone(),
+                };
                 assert!(
-                    responses.contains_key("4XX"),
-                    "{method} {path} documents no 4XX"
-                );
-                assert_eq!(
-                    responses["4XX"]["content"]["application/problem+json"]["schema"]["$ref"],
-                    "#/components/schemas/Problem",
-                    "{method} {path}"
+                    described.as_str().is_some_and(|d| !d.is_empty()),
+                    "{method} {path} {status} has no description (OpenAPI requires one)"
                 );
             }
         }

@@ -120,18 +120,20 @@ pub struct RawEvent {
     pub event_type: String,
     pub payload: String,
     pub metadata: serde_json::Value,
+    /// The global position.
+    pub position: i64,
 }
 
 /// Every stored event, in global order.
 pub async fn raw_events(database_url: &str) -> Vec<RawEvent> {
-    type Row = (String, String, i64, String, String, String);
+    type Row = (String, String, i64, String, String, String, i64);
     let rows: Vec<Row> = if database_url.starts_with("sqlite:") {
         let pool = sqlx::SqlitePool::connect(database_url)
             .await
             .expect("sqlite");
         let rows = sqlx::query_as(
-            "SELECT aggregate_type, aggregate_id, sequence, event_type, payload, metadata FROM events \
-             ORDER BY position",
+            "SELECT aggregate_type, aggregate_id, sequence, event_type, payload, metadata, position \
+             FROM events ORDER BY position",
         )
         .fetch_all(&pool)
         .await
@@ -141,9 +143,8 @@ pub async fn raw_events(database_url: &str) -> Vec<RawEvent> {
     } else {
         let pool = sqlx::PgPool::connect(database_url).await.expect("postgres");
         let rows = sqlx::query_as(
-            "SELECT aggregate_type, aggregate_id, sequence, event_type, payload::text, metadata::text \
-             FROM events \
-             ORDER BY position",
+            "SELECT aggregate_type, aggregate_id, sequence, event_type, payload::text, metadata::text, \
+             position FROM events ORDER BY position",
         )
         .fetch_all(&pool)
         .await
@@ -153,13 +154,16 @@ pub async fn raw_events(database_url: &str) -> Vec<RawEvent> {
     };
     rows.into_iter()
         .map(
-            |(aggregate_type, aggregate_id, sequence, event_type, payload, meta)| RawEvent {
-                aggregate_type,
-                aggregate_id,
-                sequence,
-                event_type,
-                payload,
-                metadata: serde_json::from_str(&meta).expect("metadata json"),
+            |(aggregate_type, aggregate_id, sequence, event_type, payload, meta, position)| {
+                RawEvent {
+                    aggregate_type,
+                    aggregate_id,
+                    sequence,
+                    event_type,
+                    payload,
+                    metadata: serde_json::from_str(&meta).expect("metadata json"),
+                    position,
+                }
             },
         )
         .collect()

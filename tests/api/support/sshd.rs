@@ -152,6 +152,22 @@ impl Sshd {
         std::fs::read_to_string(self.path("sshd.log")).unwrap_or_default()
     }
 
+    /// `type base64` → `SHA256:…` of every host key, as `ssh-keygen -l` prints them
+    /// from the key files.
+    pub fn host_key_fingerprints(&self) -> Vec<(String, String)> {
+        self.host_keys
+            .iter()
+            .map(|(kind, _)| {
+                let public = self.path(&format!("host_{kind}.pub"));
+                let line = std::fs::read_to_string(&public).expect("host key .pub");
+                (
+                    crate::support::ssh_tools::key_part(&line),
+                    crate::support::ssh_tools::fingerprint_of(&public),
+                )
+            })
+            .collect()
+    }
+
     /// What the stock `ssh-keyscan` prints for this server, as `type base64` lines.
     pub fn keyscan(&self) -> Vec<String> {
         let out = Command::new("ssh-keyscan")

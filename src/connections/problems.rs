@@ -1,0 +1,72 @@
+//! How a connection operation's failure reads over HTTP: the one mapping from the
+//! connection, outbound-policy and SSH failures to problem responses, so handlers just
+//! use `?`.
+
+use actix_web::http::StatusCode;
+
+use super::service::ConnectionFailure;
+use crate::gateway::{ApiError, rejection};
+use crate::keypairs::KeypairFailure;
+use crate::ssh::{OutboundError, SshFailure};
+
+impl From<ConnectionFailure> for ApiError {
+    fn from(err: ConnectionFailure) -> Self {
+        match err {
+            ConnectionFailure::Invalid { field, message } => {
+                ApiError::invalid_field(field, message)
+            }
+            ConnectionFailure::NameTaken => {
+                ApiError::conflict("name_taken", "another connection has this name")
+                    .with_field_error("name", "is already used by another connection")
+            }
+            ConnectionFailure::NotFound => ApiError::not_found("connection"),
+            ConnectionFailure::Outbound(e) => e.into(),
+            ConnectionFailure::Keypair(KeypairFailure::NotFound | KeypairFailure::NoPrivateKey) => {
+                ApiError::conflict(
+                    "keypair_unusable",
+                    "the connection's keypair is gone or has no private key; point the connection at another keypair",
+                )
+            }
+            ConnectionFailure::Keypair(e) => ApiError::internal(format!("keypair: {e}")),
+            ConnectionFailure::Command(e) => match rejection(e) {
+                Err(api_error) => api_error,
+                Ok(other) => ApiError::conflict("refused", other.to_string()),
+            },
+        }
+    }
+}
+
+impl From<OutboundError> for ApiError {
+    fn from(err: OutboundError) -> Self {
+        match err {
+            OutboundError::Forbidden(ip) => ApiError::new(
+                StatusCode::FORBIDDEN,
+                "outbound_forbidden",
+                format!("connecting to {ip} is not allowed by this service's outbound policy"),
+            ),
+            OutboundError::Unresolvable(why) => ApiError::new(
+                StatusCode::BAD_GATEWAY,
+                "remote_unreachable",
+                format!("the host name could not be resolved: {why}"),
+            ),
+            OutboundError::Timeout => ApiError::new(
+                StatusCode::GATEWAY_TIMEOUT,
+                "remote_timeout",
+                "resolving the host name timed out",
+            ),
+        }
+    }
+}
+
+impl From<SshFailure> for ApiError {
+    fn from(err: SshFailure) -> Self {
+        let (status, code) = match &err {
+            SshFailure::Unreachable(_) => (StatusCode::BAD_GATEWAY, "remote_unreachable"),
+            SshFailure::Timeout => (StatusCode::GATEWAY_TIMEOUT, "remote_timeout"),
+            SshFailure::NotSsh => (StatusCode::BAD_GATEWAY, "not_ssh"),
+            SshFailure::NoAcceptableHostKey => (StatusCode::BAD_GATEWAY, "no_acceptable_host_key"),
+            SshFailure::Protocol(_) => (StatusCode::BAD_GATEWAY, "ssh_protocol_error"),
+        };
+        ApiError::new(status, code, err.to_string())
+    }
+}

@@ -1,0 +1,183 @@
+//! The request bodies of the connection routes, and their parsing into the service's
+//! typed inputs: once, here, naming every bad field in one 422.
+
+use serde::Deserialize;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use super::service::{ConnectionChanges, KeypairChoice, NewConnection};
+use super::validation::{FieldErrors, connect_timeout, host, port, username};
+use crate::gateway::ApiError;
+use crate::keypairs::KeyAlgorithm;
+use crate::names::Name;
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct GenerateKeypairOption {
+    /// Default: "<connection name> Key".
+    #[schema(min_length = 1, max_length = 120)]
+    pub name: Option<String>,
+    /// Default `ed25519`.
+    pub algorithm: Option<KeyAlgorithm>,
+}
+
+/// Manual setup. Exactly one of `keypair_id` and `generate_keypair`.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateConnectionRequest {
+    #[schema(min_length = 1, max_length = 120)]
+    pub name: String,
+    /// A host name (RFC 1123) or an IP address.
+    #[schema(min_length = 1, max_length = 253)]
+    pub host: String,
+    /// 1–65535, default 22.
+    #[schema(minimum = 1, maximum = 65535)]
+    pub port: Option<i64>,
+    /// Default `root`.
+    #[schema(pattern = r"^[a-z_][a-z0-9_.-]{0,31}$")]
+    pub username: Option<String>,
+    /// A keypair that has a private key.
+    #[schema(format = Uuid)]
+    pub keypair_id: Option<String>,
+    /// Generate a keypair for this connection (in the same transaction: if the connection
+    /// cannot be created, neither is the keypair).
+    pub generate_keypair: Option<GenerateKeypairOption>,
+    /// One or more `type base64 [comment]` lines (known_hosts host patterns tolerated).
+    #[schema(min_length = 1)]
+    pub remote_host_key: String,
+    /// Seconds, 1–120, default 10.
+    #[schema(minimum = 1, maximum = 120)]
+    pub connect_timeout: Option<i64>,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateConnectionRequest {
+    #[schema(min_length = 1, max_length = 120)]
+    pub name: Option<String>,
+    #[schema(min_length = 1, max_length = 253)]
+    pub host: Option<String>,
+    #[schema(minimum = 1, maximum = 65535)]
+    pub port: Option<i64>,
+    #[schema(pattern = r"^[a-z_][a-z0-9_.-]{0,31}$")]
+    pub username: Option<String>,
+    #[schema(format = Uuid)]
+    pub keypair_id: Option<String>,
+    /// Replacing the host keys is the only way to re-pin; the event records old and new.
+    #[schema(min_length = 1)]
+    pub remote_host_key: Option<String>,
+    #[schema(minimum = 1, maximum = 120)]
+    pub connect_timeout: Option<i64>,
+}
+
+fn keypair_id(text: &str) -> Result<Uuid, String> {
+    Uuid::parse_str(text.trim()).map_err(|_| format!("`{text}` is not a keypair id (UUID)"))
+}
+
+fn name(text: &str) -> Result<Name, String> {
+    Name::parse(text).map_err(str::to_owned)
+}
+
+impl TryFrom<CreateConnectionRequest> for NewConnection {
+    type Error = ApiError;
+
+    fn try_from(body: CreateConnectionRequest) -> Result<Self, ApiError> {
+        let mut errors = FieldErrors::default();
+        let name = errors.check("name", name(&body.name));
+        let host = errors.check("host", host(&body.host));
+        let port = errors.check("port", port(body.port));
+        let username = errors.check("username", username(body.username.as_deref()));
+        let timeout = errors.check("connect_timeout", connect_timeout(body.connect_timeout));
+        let keypair = keypair_choice(&mut errors, body.keypair_id, body.generate_keypair);
+        if body.remote_host_key.trim().is_empty() {
+            errors.add(
+                "remote_host_key",
+                "at least one host key is required (see POST /api/v1/ssh/host-key-scan)",
+            );
+        }
+        errors.into_result()?;
+        let (Some(name), Some(host), Some(port), Some(username), Some(timeout), Some(keypair)) =
+            (name, host, port, username, timeout, keypair)
+        else {
+            return Err(ApiError::internal(
+                "a field passed validation without a value",
+            ));
+        };
+        Ok(NewConnection {
+            name,
+            host,
+            port,
+            username,
+            keypair,
+            remote_host_key: body.remote_host_key,
+            connect_timeout_secs: timeout,
+        })
+    }
+}
+
+/// Exactly one of `keypair_id` and `generate_keypair`.
+fn keypair_choice(
+    errors: &mut FieldErrors,
+    existing: Option<String>,
+    generate: Option<GenerateKeypairOption>,
+) -> Option<KeypairChoice> {
+    match (existing, generate) {
+        (Some(id), None) => errors
+            .check("keypair_id", keypair_id(&id))
+            .map(KeypairChoice::Existing),
+        (None, Some(generate)) => {
+            let name = match &generate.name {
+                Some(n) => errors.check("generate_keypair.name", name(n).map(Some)),
+                None => Some(None),
+            };
+            name.map(|name| KeypairChoice::Generate {
+                name,
+                algorithm: generate.algorithm,
+            })
+        }
+        (Some(_), Some(_)) => {
+            errors.add(
+                "keypair_id",
+                "give either keypair_id or generate_keypair, not both",
+            );
+            None
+        }
+        (None, None) => {
+            errors.add("keypair_id", "give keypair_id or generate_keypair");
+            None
+        }
+    }
+}
+
+impl TryFrom<UpdateConnectionRequest> for ConnectionChanges {
+    type Error = ApiError;
+
+    fn try_from(body: UpdateConnectionRequest) -> Result<Self, ApiError> {
+        let mut errors = FieldErrors::default();
+        let changes = ConnectionChanges {
+            name: body
+                .name
+                .as_deref()
+                .and_then(|n| errors.check("name", name(n))),
+            host: body
+                .host
+                .as_deref()
+                .and_then(|h| errors.check("host", host(h))),
+            port: body.port.and_then(|p| errors.check("port", port(Some(p)))),
+            username: body
+                .username
+                .as_deref()
+                .and_then(|u| errors.check("username", username(Some(u)))),
+            keypair_id: body
+                .keypair_id
+                .as_deref()
+                .and_then(|k| errors.check("keypair_id", keypair_id(k))),
+            remote_host_key: body.remote_host_key,
+            connect_timeout_secs: body
+                .connect_timeout
+                .and_then(|t| errors.check("connect_timeout", connect_timeout(Some(t)))),
+        };
+        errors.into_result()?;
+        Ok(changes)
+    }
+}

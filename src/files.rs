@@ -1,0 +1,34 @@
+//! Files credgate writes itself (the bootstrap admin key, the master key): private to
+//! the service's user and never seen half-written.
+
+use std::io::Write;
+use std::path::Path;
+
+/// Writes `contents` to `path` with mode 0600, replacing it atomically.
+pub fn write_private_file(path: &Path, contents: &str) -> anyhow::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", dir.display()))?;
+    }
+    let temp = path.with_extension("tmp");
+    // A temporary file left by a crash is replaced; any other failure is reported.
+    match std::fs::remove_file(&temp) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => anyhow::bail!("cannot remove {}: {e}", temp.display()),
+    }
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&temp)
+        .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", temp.display()))?;
+    file.write_all(contents.as_bytes())
+        .and_then(|()| file.write_all(b"\n"))
+        .and_then(|()| file.sync_all())
+        .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", temp.display()))?;
+    std::fs::rename(&temp, path)
+        .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?;
+    Ok(())
+}

@@ -1,0 +1,162 @@
+//! The problem responses an operation can declare, shared by every plugin, and the part
+//! of each operation's contract that follows from passing the gateway rather than from
+//! the handler: every `/api/v1` operation needs the bearer key (401), a scope (403), may
+//! find the store unavailable or run out of time (503), and may be refused for a
+//! malformed path, query or body (400, 413, 415, 422). Declared here once, so a handler
+//! declares only what its own command can answer (404, 409, 412, …).
+
+use utoipa::openapi::path::{Operation, PathItem};
+use utoipa::openapi::security::SecurityRequirement;
+use utoipa::openapi::{ContentBuilder, Ref, RefOr, Response, ResponseBuilder};
+
+use super::problem::PROBLEM_JSON;
+
+/// Declares a reusable `application/problem+json` response: a unit type implementing
+/// `utoipa::ToResponse`, to be named in a handler's `responses(...)` as
+/// `(status = 404, response = NotFound)`.
+macro_rules! problem_responses {
+    ($($(#[$doc:meta])* $name:ident => $description:literal,)*) => {
+        $(
+            $(#[$doc])*
+            pub struct $name;
+
+            impl<'r> utoipa::ToResponse<'r> for $name {
+                fn response() -> (&'r str, RefOr<Response>) {
+                    (stringify!($name), problem($description).into())
+                }
+            }
+        )*
+
+        /// Every shared response, for the document's `components.responses`.
+        fn all_problem_responses() -> Vec<(&'static str, RefOr<Response>)> {
+            vec![$((stringify!($name), problem($description).into()),)*]
+        }
+    };
+}
+
+problem_responses! {
+    /// 400: malformed JSON, path parameter, query or header (`If-Match`).
+    BadRequest => "Malformed request: JSON, path parameter, query or header (the problem names it)",
+    /// 401: no key, an unknown key, an expired or revoked one.
+    Unauthorized => "No valid API key (`missing_api_key`, `invalid_authorization_header`, `invalid_api_key`, `api_key_revoked`, `api_key_expired`)",
+    /// 403: the key lacks the operation's scope.
+    Forbidden => "The API key lacks the scope this operation needs (`insufficient_scope`)",
+    /// 404: the resource does not exist (or no longer does).
+    NotFound => "Not found (`not_found`)",
+    /// 409: the change conflicts with the current state.
+    Conflict => "Conflicts with the current state; `code` says how (`name_taken`, `in_use` with `dependants`, `concurrent_modification`, …)",
+    /// 412: `If-Match` named an older version.
+    PreconditionFailed => "`If-Match` names an older version (`stale_version`); read again and retry with the new `ETag`",
+    /// 413: the body is larger than `limits.body_bytes`.
+    PayloadTooLarge => "The body is larger than the configured limit (`payload_too_large`)",
+    /// 415: the body is not JSON.
+    UnsupportedMediaType => "The body must be `application/json` (`unsupported_media_type`)",
+    /// 422: a field is missing, unknown, of the wrong type or not valid.
+    Unprocessable => "Invalid fields; `errors` names each one (`validation_failed`)",
+    /// 503: the store did not answer in time, or the request outran its time limit.
+    Unavailable => "The store is unavailable or the request took too long (`store_unavailable`, `request_timeout`); retry later",
+}
+
+fn problem(description: &str) -> Response {
+    ResponseBuilder::new()
+        .description(description)
+        .content(
+            PROBLEM_JSON,
+            ContentBuilder::new()
+                .schema(Some(Ref::from_schema_name("Problem")))
+                .build(),
+        )
+        .build()
+}
+
+/// Completes every operation under `prefix` with what the gateway itself adds: the
+/// bearer security requirement and the gateway's problem responses (a handler's own
+/// declaration of the same status wins); and gives every response a description.
+pub fn complete_api_operations(document: &mut utoipa::openapi::OpenApi, prefix: &str) {
+    let components = document.components.get_or_insert_with(Default::default);
+    for (name, response) in all_problem_responses() {
+        components.responses.insert(name.to_owned(), response);
+    }
+    for (path, item) in document.paths.paths.iter_mut() {
+        let secured = path.starts_with(prefix);
+        for operation in operations_mut(item) {
+            if secured {
+                complete(operation);
+            }
+            describe_responses(operation);
+        }
+    }
+}
+
+/// OpenAPI requires every response to have a description; a handler that declares only
+/// a status and a body gets the status's reason phrase.
+fn describe_responses(operation: &mut Operation) {
+    for (status, response) in operation.responses.responses.iter_mut() {
+        if let RefOr::T(response) = response
+            && response.description.is_empty()
+        {
+            response.description = status
+                .parse::<u16>()
+                .ok()
+                .and_then(|code| actix_web::http::StatusCode::from_u16(code).ok())
+                .and_then(|code| code.canonical_reason())
+                .unwrap_or("Response")
+                .to_owned();
+        }
+    }
+}
+
+fn complete(operation: &mut Operation) {
+    operation.security = Some(vec![SecurityRequirement::new::<_, _, &str>("bearer", [])]);
+    let mut shared = vec![
+        ("400", "BadRequest"),
+        ("401", "Unauthorized"),
+        ("403", "Forbidden"),
+        ("503", "Unavailable"),
+    ];
+    if operation.request_body.is_some() {
+        shared.extend([
+            ("413", "PayloadTooLarge"),
+            ("415", "UnsupportedMediaType"),
+            ("422", "Unprocessable"),
+        ]);
+    }
+    for (status, name) in shared {
+        operation
+            .responses
+            .responses
+            .entry(status.to_owned())
+            .or_insert_with(|| RefOr::Ref(Ref::from_response_name(name)));
+    }
+}
+
+/// The operations a path item has, with their methods (upper case).
+pub fn operations(item: &PathItem) -> impl Iterator<Item = (&'static str, &Operation)> {
+    [
+        ("DELETE", &item.delete),
+        ("GET", &item.get),
+        ("HEAD", &item.head),
+        ("OPTIONS", &item.options),
+        ("PATCH", &item.patch),
+        ("POST", &item.post),
+        ("PUT", &item.put),
+        ("TRACE", &item.trace),
+    ]
+    .into_iter()
+    .filter_map(|(method, operation)| operation.as_ref().map(|o| (method, o)))
+}
+
+fn operations_mut(item: &mut PathItem) -> impl Iterator<Item = &mut Operation> {
+    [
+        &mut item.delete,
+        &mut item.get,
+        &mut item.head,
+        &mut item.options,
+        &mut item.patch,
+        &mut item.post,
+        &mut item.put,
+        &mut item.trace,
+    ]
+    .into_iter()
+    .filter_map(Option::as_mut)
+}
