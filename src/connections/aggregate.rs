@@ -11,7 +11,7 @@ use uuid::Uuid;
 
 use super::host_keys::PinnedHostKey;
 use crate::names::Name;
-use crate::ssh::{Host, ProbeError, TestPhase};
+use crate::ssh::{Host, ProbeError, TestPhase, Username};
 
 /// Where and how to connect. Every field is a checked value; stored events keep the
 /// JSON they always had (strings and numbers), and reading them back checks again.
@@ -20,7 +20,7 @@ pub struct ConnectionSettings {
     pub name: Name,
     pub host: Host,
     pub port: u16,
-    pub username: String,
+    pub username: Username,
     pub keypair_id: Uuid,
     pub host_keys: Vec<PinnedHostKey>,
     pub connect_timeout_secs: u64,
@@ -248,7 +248,7 @@ mod tests {
             name: Name::parse("nas").unwrap(),
             host: Host::parse("nas.example").unwrap(),
             port: 22,
-            username: "root".into(),
+            username: Username::root(),
             keypair_id: Uuid::nil(),
             host_keys: vec![key(fp)],
             connect_timeout_secs: 10,

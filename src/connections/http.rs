@@ -112,7 +112,7 @@ fn response(view: ConnectionView) -> Result<ConnectionResponse, ApiError> {
         name: name.as_str().to_owned(),
         host: host.to_string(),
         port,
-        username,
+        username: username.to_string(),
         keypair_id,
         host_keys,
         connect_timeout: connect_timeout_secs,
@@ -328,7 +328,7 @@ pub async fn connection_credentials(
         .json(CredentialsResponse {
             host: bundle.settings.host.to_string(),
             port: bundle.settings.port,
-            username: bundle.settings.username,
+            username: bundle.settings.username.to_string(),
             private_key: bundle.private_key.to_string(),
             known_hosts: bundle.known_hosts,
             ssh_config: bundle.ssh_config,

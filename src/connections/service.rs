@@ -22,7 +22,9 @@ use crate::keypairs::{
 };
 use crate::names::Name;
 use crate::ssh::probe::probe;
-use crate::ssh::{DiscoveredKey, Host, OutboundError, OutboundPolicy, ProbeError, ProbeReport};
+use crate::ssh::{
+    DiscoveredKey, Host, OutboundError, OutboundPolicy, ProbeError, ProbeReport, Username,
+};
 use crate::store::{
     Aggregates, Change, CommandError, CommandMetadata, CommitError, Committed, Dependant, Page,
     Store, StoreError, View, Writer,
@@ -85,7 +87,7 @@ pub struct NewConnection {
     pub name: Name,
     pub host: Host,
     pub port: u16,
-    pub username: String,
+    pub username: Username,
     pub keypair: KeypairChoice,
     pub remote_host_key: String,
     pub connect_timeout_secs: u64,
@@ -97,7 +99,7 @@ pub struct ConnectionChanges {
     pub name: Option<Name>,
     pub host: Option<Host>,
     pub port: Option<u16>,
-    pub username: Option<String>,
+    pub username: Option<Username>,
     pub keypair_id: Option<Uuid>,
     pub remote_host_key: Option<String>,
     pub connect_timeout_secs: Option<u64>,
@@ -388,7 +390,14 @@ impl ConnectionService {
             .iter()
             .map(|k| k.fingerprint.clone())
             .collect();
-        let report = probe(address, timeout, pinned.clone(), &settings.username, key).await;
+        let report = probe(
+            address,
+            timeout,
+            pinned.clone(),
+            settings.username.as_str(),
+            key,
+        )
+        .await;
         let presented_fingerprint = report.presented.as_ref().map(|k| {
             k.fingerprint(russh::keys::ssh_key::HashAlg::Sha256)
                 .to_string()

@@ -1,11 +1,10 @@
 //! Field rules for connections, collected so one response names every bad field.
 
 use crate::gateway::{ApiError, FieldError};
-use crate::ssh::Host;
+use crate::ssh::{Host, Username};
 
 pub const DEFAULT_PORT: u16 = 22;
 pub const DEFAULT_TIMEOUT_SECS: u64 = 10;
-pub const DEFAULT_USERNAME: &str = "root";
 
 #[derive(Default)]
 pub struct FieldErrors(Vec<FieldError>);
@@ -64,19 +63,10 @@ pub fn connect_timeout(value: Option<i64>) -> Result<u64, String> {
 }
 
 /// `^[a-z_][a-z0-9_.-]{0,31}$`, default `root`.
-pub fn username(value: Option<&str>) -> Result<String, String> {
-    let name = value.unwrap_or(DEFAULT_USERNAME);
-    let mut chars = name.chars();
-    let first_ok = chars
-        .next()
-        .is_some_and(|c| c.is_ascii_lowercase() || c == '_');
-    let rest_ok =
-        chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '_' | '.' | '-'));
-    if first_ok && rest_ok && name.len() <= 32 {
-        Ok(name.to_owned())
-    } else {
-        Err("must match ^[a-z_][a-z0-9_.-]{0,31}$".to_owned())
-    }
+pub fn username(value: Option<&str>) -> Result<Username, String> {
+    value
+        .map_or_else(|| Ok(Username::root()), Username::parse)
+        .map_err(str::to_owned)
 }
 
 #[cfg(test)]
@@ -89,7 +79,7 @@ mod tests {
         assert!(port(Some(0)).is_err() && port(Some(70000)).is_err());
         assert_eq!(connect_timeout(Some(120)), Ok(120));
         assert!(connect_timeout(Some(0)).is_err());
-        assert_eq!(username(None), Ok("root".into()));
+        assert_eq!(username(None), Ok(Username::root()));
         assert!(username(Some("backup.user-1")).is_ok());
         for bad in ["Root", "1abc", "", "a b", &"a".repeat(33)] {
             assert!(username(Some(bad)).is_err(), "{bad}");

@@ -6,9 +6,11 @@ mod host;
 mod policy;
 pub mod probe;
 pub mod scan;
+mod username;
 
 pub use client::SshFailure;
 pub use host::Host;
 pub use policy::{OutboundError, OutboundPolicy};
 pub use probe::{ProbeError, ProbeFailure, ProbeReport, TestPhase};
 pub use scan::{DiscoveredKey, scan};
+pub use username::{DEFAULT_USERNAME, Username};
