@@ -17,8 +17,8 @@ use super::view::ConnectionView;
 use crate::auth::require;
 use crate::gateway::pagination::{self, PageParams, Paged};
 use crate::gateway::{
-    ApiError, Authorized, Conflict, IfMatch, JsonBody, NotFound, PreconditionFailed, Problem,
-    Versioned,
+    ApiError, Authorized, Conflict, IfMatch, JsonBody, NotFound, PlainText, PreconditionFailed,
+    Problem, Versioned,
 };
 use crate::ssh::{ProbeError, TestPhase};
 use crate::store::Committed;
@@ -349,11 +349,9 @@ pub async fn export_known_hosts(
     _who: Authorized<require::ConnectionsRead>,
     service: web::Data<ConnectionService>,
     id: web::Path<Uuid>,
-) -> Result<HttpResponse, ApiError> {
+) -> Result<PlainText, ApiError> {
     let view = find(&service, id.into_inner()).await?;
-    Ok(HttpResponse::Ok()
-        .content_type("text/plain; charset=utf-8")
-        .body(exports::known_hosts(&view.settings)))
+    Ok(PlainText(exports::known_hosts(&view.settings)))
 }
 
 /// An ssh_config `Host` block for the connection.
@@ -370,9 +368,7 @@ pub async fn export_ssh_config(
     _who: Authorized<require::ConnectionsRead>,
     service: web::Data<ConnectionService>,
     id: web::Path<Uuid>,
-) -> Result<HttpResponse, ApiError> {
+) -> Result<PlainText, ApiError> {
     let view = find(&service, id.into_inner()).await?;
-    Ok(HttpResponse::Ok()
-        .content_type("text/plain; charset=utf-8")
-        .body(exports::ssh_config(&view.settings, &view.id)))
+    Ok(PlainText(exports::ssh_config(&view.settings, &view.id)))
 }

@@ -29,4 +29,4 @@ pub use responses::{
     Unavailable, Unprocessable, UnsupportedMediaType,
 };
 pub use services::SharedServices;
-pub use versioning::{IfMatch, Versioned, etag};
+pub use versioning::{IfMatch, PlainText, Versioned, etag};

@@ -89,3 +89,17 @@ impl<T: Serialize> Responder for Versioned<T> {
         response.json(self.body)
     }
 }
+
+/// A `text/plain; charset=utf-8` answer: a file credgate exports (known_hosts lines, an
+/// ssh_config block, a public key).
+pub struct PlainText(pub String);
+
+impl Responder for PlainText {
+    type Body = BoxBody;
+
+    fn respond_to(self, _: &HttpRequest) -> HttpResponse {
+        HttpResponse::Ok()
+            .content_type("text/plain; charset=utf-8")
+            .body(self.0)
+    }
+}

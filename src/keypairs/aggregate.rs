@@ -6,11 +6,13 @@ use cqrs_es::{Aggregate, DomainEvent};
 use serde::{Deserialize, Serialize};
 
 use super::material::{KeyAlgorithm, KeyFacts};
+use crate::names::Name;
 use crate::secrets::SealedBlob;
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct SshKeypair {
-    pub name: String,
+    /// `None` before the keypair's first event.
+    pub name: Option<Name>,
     pub algorithm: Option<KeyAlgorithm>,
     pub bits: u32,
     pub comment: String,
@@ -23,7 +25,7 @@ pub struct SshKeypair {
 /// What a new keypair is made of, prepared (and its secret sealed) before the command.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct NewKeypair {
-    pub name: String,
+    pub name: Name,
     pub comment: String,
     pub algorithm: KeyAlgorithm,
     pub bits: u32,
@@ -34,7 +36,7 @@ pub struct NewKeypair {
 
 impl NewKeypair {
     pub fn new(
-        name: String,
+        name: Name,
         comment: String,
         facts: KeyFacts,
         private_key: Option<SealedBlob>,
@@ -57,7 +59,7 @@ pub enum KeypairCommand {
     Import(NewKeypair),
     /// A rename, a new comment, or both, as one command (one PATCH, one commit).
     Update {
-        name: Option<String>,
+        name: Option<Name>,
         comment: Option<NewComment>,
     },
     RecordExport {
@@ -81,8 +83,8 @@ pub enum KeypairEvent {
     KeypairGenerated(NewKeypair),
     KeypairImported(NewKeypair),
     KeypairRenamed {
-        old_name: String,
-        new_name: String,
+        old_name: Name,
+        new_name: Name,
     },
     KeypairCommentChanged {
         comment: String,
@@ -154,15 +156,11 @@ impl Aggregate for SshKeypair {
             KeypairCommand::Import(new) => KeypairEvent::KeypairImported(new),
             _ if !self.exists() => return Err(KeypairError::NotFound),
             KeypairCommand::Update { name, comment } => {
-                if let Some(name) = name.filter(|n| *n != self.name) {
-                    sink.write(
-                        KeypairEvent::KeypairRenamed {
-                            old_name: self.name.clone(),
-                            new_name: name,
-                        },
-                        self,
-                    )
-                    .await;
+                if let (Some(new_name), Some(old_name)) = (name, self.name.clone())
+                    && new_name != old_name
+                {
+                    sink.write(KeypairEvent::KeypairRenamed { old_name, new_name }, self)
+                        .await;
                 }
                 if let Some(new) = comment.filter(|c| c.comment != self.comment) {
                     sink.write(
@@ -192,7 +190,7 @@ impl Aggregate for SshKeypair {
         match event {
             KeypairEvent::KeypairGenerated(new) | KeypairEvent::KeypairImported(new) => {
                 *self = Self {
-                    name: new.name,
+                    name: Some(new.name),
                     algorithm: Some(new.algorithm),
                     bits: new.bits,
                     comment: new.comment,
@@ -202,7 +200,7 @@ impl Aggregate for SshKeypair {
                     deleted: false,
                 };
             }
-            KeypairEvent::KeypairRenamed { new_name, .. } => self.name = new_name,
+            KeypairEvent::KeypairRenamed { new_name, .. } => self.name = Some(new_name),
             KeypairEvent::KeypairCommentChanged {
                 comment,
                 public_key,
@@ -222,11 +220,15 @@ mod tests {
 
     use super::*;
 
+    fn name(text: &str) -> Name {
+        Name::parse(text).unwrap()
+    }
+
     type Given = TestFramework<SshKeypair>;
 
     fn new_keypair(private: bool) -> NewKeypair {
         NewKeypair {
-            name: "backup".into(),
+            name: name("backup"),
             comment: "c".into(),
             algorithm: KeyAlgorithm::Ed25519,
             bits: 256,
@@ -260,17 +262,17 @@ mod tests {
         Given::with(())
             .given(vec![KeypairEvent::KeypairGenerated(new_keypair(true))])
             .when(KeypairCommand::Update {
-                name: Some("offsite".into()),
+                name: Some(name("offsite")),
                 comment: None,
             })
             .then_expect_events(vec![KeypairEvent::KeypairRenamed {
-                old_name: "backup".into(),
-                new_name: "offsite".into(),
+                old_name: name("backup"),
+                new_name: name("offsite"),
             }]);
         Given::with(())
             .given(vec![KeypairEvent::KeypairGenerated(new_keypair(true))])
             .when(KeypairCommand::Update {
-                name: Some("backup".into()),
+                name: Some(name("backup")),
                 comment: None,
             })
             .then_expect_events(vec![]);
@@ -281,7 +283,7 @@ mod tests {
         Given::with(())
             .given(vec![KeypairEvent::KeypairGenerated(new_keypair(true))])
             .when(KeypairCommand::Update {
-                name: Some("offsite".into()),
+                name: Some(name("offsite")),
                 comment: Some(NewComment {
                     comment: "new".into(),
                     public_key: "ssh-ed25519 AAAA new".into(),
@@ -289,8 +291,8 @@ mod tests {
             })
             .then_expect_events(vec![
                 KeypairEvent::KeypairRenamed {
-                    old_name: "backup".into(),
-                    new_name: "offsite".into(),
+                    old_name: name("backup"),
+                    new_name: name("offsite"),
                 },
                 KeypairEvent::KeypairCommentChanged {
                     comment: "new".into(),
@@ -304,7 +306,7 @@ mod tests {
         Given::with(())
             .given_no_previous_events()
             .when(KeypairCommand::Update {
-                name: Some("x".into()),
+                name: Some(name("x")),
                 comment: None,
             })
             .then_expect_error(KeypairError::NotFound);
@@ -355,5 +357,21 @@ mod tests {
             .given(vec![KeypairEvent::KeypairGenerated(new_keypair(true))])
             .when(KeypairCommand::Delete { cascade: true })
             .then_expect_events(vec![KeypairEvent::KeypairDeleted { cascade: true }]);
+    }
+
+    /// Names are typed now; events stored with plain strings load and serialise back
+    /// to the same JSON.
+    #[test]
+    fn events_stored_with_plain_string_names_still_load() {
+        let renamed = serde_json::json!({"KeypairRenamed": {"old_name": "backup", "new_name": "Offsite Key"}});
+        let event: KeypairEvent = serde_json::from_value(renamed.clone()).unwrap();
+        assert_eq!(
+            event,
+            KeypairEvent::KeypairRenamed {
+                old_name: name("backup"),
+                new_name: name("Offsite Key"),
+            }
+        );
+        assert_eq!(serde_json::to_value(&event).unwrap(), renamed);
     }
 }

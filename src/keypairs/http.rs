@@ -4,7 +4,7 @@
 use actix_web::http::header::{
     self, Charset, ContentDisposition, DispositionParam, DispositionType, ExtendedValue,
 };
-use actix_web::{HttpResponse, delete, get, patch, post, web};
+use actix_web::{CustomizeResponder, HttpResponse, Responder, delete, get, patch, post, web};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -19,7 +19,7 @@ use super::view::KeypairView;
 use crate::auth::require;
 use crate::gateway::pagination::{self, PageParams, Paged};
 use crate::gateway::{
-    ApiError, Authorized, Conflict, IfMatch, JsonBody, JsonBodyOrEmpty, NotFound,
+    ApiError, Authorized, Conflict, IfMatch, JsonBody, JsonBodyOrEmpty, NotFound, PlainText,
     PreconditionFailed, Versioned,
 };
 use crate::names::Name;
@@ -127,7 +127,7 @@ pub struct UsedByResponse {
 fn response(view: KeypairView) -> Result<KeypairResponse, ApiError> {
     Ok(KeypairResponse {
         id: view.id.parse().map_err(ApiError::internal)?,
-        name: view.name,
+        name: view.name.to_string(),
         algorithm: view.algorithm,
         bits: view.bits,
         comment: view.comment,
@@ -377,12 +377,11 @@ pub async fn download_public_key(
     _who: Authorized<require::KeypairsRead>,
     service: web::Data<KeypairService>,
     id: web::Path<Uuid>,
-) -> Result<HttpResponse, ApiError> {
+) -> Result<CustomizeResponder<PlainText>, ApiError> {
     let view = find(&service, id.into_inner()).await?;
-    Ok(HttpResponse::Ok()
-        .content_type("text/plain; charset=utf-8")
-        .insert_header(attachment(&format!("{}.pub", view.name)))
-        .body(format!("{}\n", view.public_key)))
+    Ok(PlainText(format!("{}\n", view.public_key))
+        .customize()
+        .insert_header(attachment(&format!("{}.pub", view.name))))
 }
 
 /// Export the private key (OpenSSH format; encrypted when a passphrase is given). Every

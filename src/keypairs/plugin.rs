@@ -11,7 +11,6 @@ use super::service::{KeypairService, NAME_KIND};
 use super::used_by::DependantRegistry;
 use super::view::KeypairView;
 use crate::gateway::{BodyLimit, Plugin, Runtime};
-use crate::names::Name;
 use crate::store::{Change, Projection, Store, StoreError, View, ViewProjection};
 
 /// Keys are small; a larger body is not a key (and 413 says so early).
@@ -59,9 +58,7 @@ impl Plugin for KeypairsPlugin {
                 .all_views::<KeypairView>(KeypairView::PROJECTION)
                 .await?
             {
-                if let Ok(name) = Name::parse(&keypair.name) {
-                    change.hold_name(NAME_KIND, &keypair.id, &name.normalized());
-                }
+                change.hold_name(NAME_KIND, &keypair.id, &keypair.name.normalized());
             }
             Ok(())
         })

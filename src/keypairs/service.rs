@@ -244,7 +244,7 @@ impl KeypairService {
             None => None,
         };
         change.hold_name(NAME_KIND, &owner, &new.name.normalized());
-        let keypair = NewKeypair::new(new.name.as_str().to_owned(), new.comment, new.facts, sealed);
+        let keypair = NewKeypair::new(new.name, new.comment, new.facts, sealed);
         let committed = self
             .keypairs
             .decide(change, &owner, command(keypair), metadata, None)
@@ -270,7 +270,7 @@ impl KeypairService {
             change.hold_name(NAME_KIND, &owner, &name.normalized());
         }
         let command = KeypairCommand::Update {
-            name: changes.name.map(|n| n.as_str().to_owned()),
+            name: changes.name,
             comment,
         };
         let committed = self

@@ -6,12 +6,13 @@ use serde::{Deserialize, Serialize};
 
 use super::aggregate::{KeypairEvent, SshKeypair};
 use super::material::KeyAlgorithm;
+use crate::names::Name;
 use crate::store::{CommandMetadata, View};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct KeypairView {
     pub id: String,
-    pub name: String,
+    pub name: Name,
     pub algorithm: KeyAlgorithm,
     pub bits: u32,
     pub comment: String,
