@@ -10,7 +10,7 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 use crate::on_both_stores;
-use crate::support::db::raw_events;
+use crate::support::db::{raw_events, read_models, side_tables};
 use crate::support::served::{Served, credgate};
 use crate::support::ssh_tools::{body_lines, make_key, with_bcrypt_rounds};
 use crate::support::{Backend, TestApp, TestDb, problem};
@@ -484,6 +484,19 @@ async fn a_master_key_that_cannot_open_the_data_keys_stops_start_up() {
     first.terminate();
     let key_file = dir.path().join("credgate-data/master.key");
     let original = std::fs::read(&key_file).unwrap();
+    let database = format!(
+        "sqlite://{}",
+        dir.path().join("credgate-data/credgate.db").display()
+    );
+    let stored = |url: String| async move {
+        let events: Vec<(i64, String, String)> = raw_events(&url)
+            .await
+            .into_iter()
+            .map(|e| (e.position, e.event_type, e.payload))
+            .collect();
+        (events, side_tables(&url).await, read_models(&url).await)
+    };
+    let before = stored(database.clone()).await;
 
     use base64::Engine;
     let wrong = base64::engine::general_purpose::STANDARD.encode([42u8; 32]);
@@ -501,6 +514,12 @@ async fn a_master_key_that_cannot_open_the_data_keys_stops_start_up() {
         std::fs::read(&key_file).unwrap(),
         original,
         "the key file was touched"
+    );
+    assert!(before.1.data_keys.len() == 1, "one sealed private key");
+    assert_eq!(
+        stored(database.clone()).await,
+        before,
+        "the refused start changed the database (events, side tables or views)"
     );
 
     let mut again = Served::start(start());

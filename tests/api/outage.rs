@@ -22,16 +22,32 @@ async fn an_outage_gives_quick_503s_and_recovery_needs_no_restart() {
     );
 
     cluster.stop_server();
-    // The client's own timeout (20 s) would fail these requests if they hung.
+    // Each refusal comes within two acquire timeouts (1 s each here): a request that
+    // waited on the dead database longer, or hung until the client's own 20 s timeout,
+    // fails this. A liveness bound, not a speed target.
+    let bound = Duration::from_secs(2);
+    let started = std::time::Instant::now();
     let ready = problem(
         app.get("/health/ready", None).await,
         StatusCode::SERVICE_UNAVAILABLE,
     )
     .await;
     assert_eq!(ready["code"], "store_unavailable");
+    assert!(
+        started.elapsed() < bound,
+        "readiness took {:?}",
+        started.elapsed()
+    );
+    let started = std::time::Instant::now();
     let listed = app.get("/api/v1/api-keys", Some(&app.admin_key)).await;
     let body = problem(listed, StatusCode::SERVICE_UNAVAILABLE).await;
     assert_eq!(body["code"], "store_unavailable");
+    assert!(
+        started.elapsed() < bound,
+        "a read took {:?}",
+        started.elapsed()
+    );
+    let started = std::time::Instant::now();
     let create = app
         .post_json(
             "/api/v1/api-keys",
@@ -40,6 +56,11 @@ async fn an_outage_gives_quick_503s_and_recovery_needs_no_restart() {
         )
         .await;
     problem(create, StatusCode::SERVICE_UNAVAILABLE).await;
+    assert!(
+        started.elapsed() < bound,
+        "a write took {:?}",
+        started.elapsed()
+    );
 
     cluster.start_server();
     eventually(

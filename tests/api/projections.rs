@@ -12,6 +12,7 @@ use reqwest::StatusCode;
 use serde_json::Value;
 
 use crate::on_both_stores;
+use crate::support::db::{execute_sql, read_models, side_tables};
 use crate::support::{Backend, TestApp, TestDb};
 
 fn database_settings() -> DatabaseSettings {
@@ -56,7 +57,30 @@ async fn rebuild_leaves_the_views_as_they_were(backend: Backend) {
         )
         .await;
     assert_eq!(connection.status(), StatusCode::CREATED);
-    wipe_side_tables(&db.url).await;
+    // Everything the rebuild must reproduce, then damaged in every way it can be: a
+    // view document lost, one corrupted, one checkpoint reset, one gone, and the side
+    // tables emptied.
+    let models = read_models(&db.url).await;
+    let tables = side_tables(&db.url).await;
+    assert!(models.documents.len() >= 7 && models.checkpoints.len() >= 3);
+    let keypair_view = format!(
+        "DELETE FROM view_documents WHERE projection = 'ssh_keypairs' AND view_id = '{keypair_id}'"
+    );
+    let admin_view = "UPDATE view_documents SET payload = json('{\"broken\": true}') \
+                      WHERE projection = 'api_keys' AND view_id IN \
+                      (SELECT view_id FROM view_documents WHERE projection = 'api_keys' \
+                       ORDER BY sort_key LIMIT 1)";
+    for damage in [
+        keypair_view.as_str(),
+        admin_view,
+        "UPDATE projection_checkpoints SET position = 0 WHERE projection = 'api_keys'",
+        "DELETE FROM projection_checkpoints WHERE projection = 'ssh_connections'",
+        "DELETE FROM name_reservations",
+        "DELETE FROM dependencies",
+    ] {
+        execute_sql(&db.url, damage).await;
+    }
+    assert_ne!(read_models(&db.url).await, models, "the damage took");
 
     let output = std::process::Command::new(env!("CARGO_BIN_EXE_credgate"))
         .args(["projections", "rebuild"])
@@ -71,6 +95,12 @@ async fn rebuild_leaves_the_views_as_they_were(backend: Backend) {
         "{stderr}"
     );
 
+    assert_eq!(
+        read_models(&db.url).await,
+        models,
+        "every view and checkpoint"
+    );
+    assert_eq!(side_tables(&db.url).await, tables, "every side-table row");
     let after = app.list_keys(&app.admin_key).await;
     assert_eq!(after, before);
     let taken = app
@@ -96,23 +126,6 @@ async fn rebuild_leaves_the_views_as_they_were(backend: Backend) {
         StatusCode::CONFLICT,
         "the used-by row came back"
     );
-}
-
-async fn wipe_side_tables(url: &str) {
-    let statements = ["DELETE FROM name_reservations", "DELETE FROM dependencies"];
-    if url.starts_with("sqlite:") {
-        let pool = sqlx::SqlitePool::connect(url).await.unwrap();
-        for statement in statements {
-            sqlx::query(statement).execute(&pool).await.unwrap();
-        }
-        pool.close().await;
-    } else {
-        let pool = sqlx::PgPool::connect(url).await.unwrap();
-        for statement in statements {
-            sqlx::query(statement).execute(&pool).await.unwrap();
-        }
-        pool.close().await;
-    }
 }
 
 on_both_stores!(rebuild_leaves_the_views_as_they_were);

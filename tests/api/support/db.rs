@@ -237,3 +237,54 @@ pub async fn side_tables(database_url: &str) -> SideTables {
         tables
     }
 }
+
+/// Every read model as stored: view documents `(projection, id, version, sort key,
+/// payload)` and checkpoints `(projection, position)`, sorted.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ReadModels {
+    pub documents: Vec<(String, String, i64, i64, serde_json::Value)>,
+    pub checkpoints: Vec<(String, i64)>,
+}
+
+pub async fn read_models(database_url: &str) -> ReadModels {
+    macro_rules! read {
+        ($pool:expr) => {{
+            let rows: Vec<(String, String, i64, i64, String)> = sqlx::query_as(
+                "SELECT projection, view_id, version, sort_key, CAST(payload AS TEXT) \
+                 FROM view_documents ORDER BY 1, 2",
+            )
+            .fetch_all($pool)
+            .await
+            .expect("view documents");
+            let checkpoints: Vec<(String, i64)> = sqlx::query_as(
+                "SELECT projection, position FROM projection_checkpoints ORDER BY 1",
+            )
+            .fetch_all($pool)
+            .await
+            .expect("checkpoints");
+            ReadModels {
+                documents: rows
+                    .into_iter()
+                    .map(|(projection, id, version, sort_key, payload)| {
+                        let payload = serde_json::from_str(&payload).expect("payload json");
+                        (projection, id, version, sort_key, payload)
+                    })
+                    .collect(),
+                checkpoints,
+            }
+        }};
+    }
+    if database_url.starts_with("sqlite:") {
+        let pool = sqlx::SqlitePool::connect(database_url)
+            .await
+            .expect("sqlite");
+        let models = read!(&pool);
+        pool.close().await;
+        models
+    } else {
+        let pool = sqlx::PgPool::connect(database_url).await.expect("postgres");
+        let models = read!(&pool);
+        pool.close().await;
+        models
+    }
+}

@@ -85,7 +85,8 @@ impl Sshd {
             "Port {port}\nListenAddress 127.0.0.1\n{host_key_lines}\
              AuthorizedKeysFile {d}/authorized_keys\nPidFile {d}/sshd.pid\n\
              UsePAM no\nStrictModes no\nPubkeyAuthentication yes\nPasswordAuthentication no\n\
-             KbdInteractiveAuthentication no\nPermitRootLogin prohibit-password\nLogLevel VERBOSE\n",
+             KbdInteractiveAuthentication no\nPermitRootLogin prohibit-password\nLogLevel VERBOSE\n\
+             PubkeyAcceptedAlgorithms -ssh-rsa,ssh-rsa-cert-v01@openssh.com\n",
             port = self.port
         );
         std::fs::write(self.path("sshd_config"), config).unwrap();
