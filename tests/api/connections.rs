@@ -84,6 +84,7 @@ async fn discovery_returns_exactly_what_ssh_keyscan_prints() {
     let sshd = Sshd::start();
     let db = TestDb::create(Backend::Sqlite).await;
     let app = TestApp::spawn(&db.url).await;
+    let seen_before = sshd.connections_logged();
     let found = scan(&app, sshd.port).await;
     let mut keys: Vec<String> = found["keys"]
         .as_array()
@@ -92,6 +93,15 @@ async fn discovery_returns_exactly_what_ssh_keyscan_prints() {
         .map(|k| k["key"].as_str().unwrap().to_owned())
         .collect();
     keys.sort();
+    // Each handshake's connection is logged before sshd sends its key, so all are in
+    // the log once the scan has answered.
+    let handshakes = sshd.connections_logged() - seen_before;
+    assert_eq!(
+        handshakes,
+        3,
+        "one handshake per key family: {}",
+        sshd.log()
+    );
     assert_eq!(keys, sshd.keyscan());
     assert_eq!(keys.len(), 3, "ed25519, ecdsa and rsa");
     let expected = sshd.host_key_fingerprints();
@@ -194,6 +204,44 @@ async fn a_server_with_only_a_weak_rsa_host_key_is_refused_in_discovery_and_test
             Some(&app.admin_key),
             &json!({"name": "weak", "host": "127.0.0.1", "port": sshd.port, "keypair_id": keypair,
                     "remote_host_key": sshd.keyscan().join("\n")}),
+        )
+        .await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+    )
+    .await;
+    assert_eq!(body["errors"][0]["field"], "remote_host_key");
+}
+
+/// Host keys that can only sign with SHA-1 are refused: an RSA host key offered only
+/// as `ssh-rsa`, and a DSA key (`ssh-dss`); pasted, such a DSA key is refused too.
+#[tokio::test]
+async fn ssh_rsa_and_dsa_host_keys_are_refused() {
+    let db = TestDb::create(Backend::Sqlite).await;
+    let app = TestApp::spawn(&db.url).await;
+    let sha1_only = Sshd::start_with(&[("rsa", Some("3072"))], "HostKeyAlgorithms ssh-rsa\n");
+    let dsa = Sshd::start_with(&[("dsa", None)], "HostKeyAlgorithms ssh-dss\n");
+    for sshd in [&sha1_only, &dsa] {
+        let body = problem(
+            app.post_json(
+                SCAN,
+                Some(&app.admin_key),
+                &json!({"host": "127.0.0.1", "port": sshd.port}),
+            )
+            .await,
+            StatusCode::BAD_GATEWAY,
+        )
+        .await;
+        assert_eq!(body["code"], "no_acceptable_host_key", "{}", sshd.log());
+    }
+    let keypair = authorized_keypair(&app, &dsa, "k").await;
+    let dsa_line = &dsa.host_key_fingerprints()[0].0;
+    assert!(dsa_line.starts_with("ssh-dss "), "{dsa_line}");
+    let body = problem(
+        app.post_json(
+            CONNECTIONS,
+            Some(&app.admin_key),
+            &json!({"name": "dsa", "host": "127.0.0.1", "port": dsa.port, "keypair_id": keypair,
+                    "remote_host_key": dsa_line}),
         )
         .await,
         StatusCode::UNPROCESSABLE_ENTITY,
@@ -473,6 +521,9 @@ async fn a_connection_is_tested_pinned_and_usable_by_stock_ssh(backend: Backend)
         .await
         .unwrap();
     assert!(config.starts_with("Host offsite-nas\n"), "{config}");
+    // The bundle's ssh_config block is this same block, so what `ssh -F` proves below
+    // holds for the bundle a job receives.
+    assert_eq!(bundle["ssh_config"], config.as_str());
     let known_file = write_key(dir.path(), "exported_known_hosts", &exported_known);
     let config_file = write_key(dir.path(), "config", &config);
     let logged_in = ssh(&[
@@ -788,7 +839,101 @@ async fn a_keypair_generated_with_the_connection_is_not_kept_if_it_fails(backend
     );
 }
 
+/// The ordinary fields change with a PATCH (one event each, the answer and a fresh
+/// read agree), and the list shows connections oldest first with the same fields as a
+/// single read, page by page.
+async fn connections_are_listed_and_their_fields_patched(backend: Backend) {
+    let db = TestDb::create(backend).await;
+    let app = TestApp::spawn(&db.url).await;
+    let keypair = ok_json(
+        app.post_json(
+            &format!("{KEYPAIRS}/generate"),
+            Some(&app.admin_key),
+            &json!({"name": "shared"}),
+        )
+        .await,
+        StatusCode::CREATED,
+    )
+    .await;
+    let mut made = Vec::new();
+    for n in 0..3 {
+        made.push(
+            create(
+                &app,
+                json!({"name": format!("nas {n}"), "host": "192.0.2.10", "keypair_id": keypair["id"],
+                       "remote_host_key": keypair["public_key"]}),
+            )
+            .await,
+        );
+    }
+    let id = made[1]["id"].as_str().unwrap().to_owned();
+    let patched = app
+        .client
+        .patch(app.url(&format!("{CONNECTIONS}/{id}")))
+        .bearer_auth(&app.admin_key)
+        .header("if-match", format!("\"{}\"", made[1]["version"]))
+        .json(
+            &json!({"name": "Offsite", "host": "backup.example.org", "port": 2222,
+                      "username": "backup", "connect_timeout": 30}),
+        )
+        .send()
+        .await
+        .unwrap();
+    let patched = ok_json(patched, StatusCode::OK).await;
+    assert_eq!(patched["name"], "Offsite");
+    assert_eq!(patched["host"], "backup.example.org");
+    assert_eq!(patched["port"], 2222);
+    assert_eq!(patched["username"], "backup");
+    assert_eq!(patched["connect_timeout"], 30);
+    assert_eq!(patched["host_keys"], made[1]["host_keys"], "pins kept");
+    let read = ok_json(
+        app.get(&format!("{CONNECTIONS}/{id}"), Some(&app.admin_key))
+            .await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(read, patched);
+    let changes: Vec<String> = raw_events(&db.url)
+        .await
+        .into_iter()
+        .filter(|e| e.aggregate_id == id)
+        .map(|e| e.event_type)
+        .collect();
+    assert_eq!(changes.len(), 2, "created, then one update: {changes:?}");
+
+    let first_page = ok_json(
+        app.get(&format!("{CONNECTIONS}?limit=2"), Some(&app.admin_key))
+            .await,
+        StatusCode::OK,
+    )
+    .await;
+    let cursor = first_page["next_cursor"]
+        .as_str()
+        .expect("a second page")
+        .to_owned();
+    let second_page = ok_json(
+        app.get(
+            &format!("{CONNECTIONS}?limit=2&cursor={cursor}"),
+            Some(&app.admin_key),
+        )
+        .await,
+        StatusCode::OK,
+    )
+    .await;
+    let listed: Vec<Value> = first_page["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .chain(second_page["items"].as_array().unwrap())
+        .cloned()
+        .collect();
+    let mut expected = made.clone();
+    expected[1] = patched;
+    assert_eq!(listed, expected, "oldest first, as read one by one");
+}
+
 on_both_stores!(
+    connections_are_listed_and_their_fields_patched,
     a_connection_is_tested_pinned_and_usable_by_stock_ssh,
     bad_values_are_refused_field_by_field,
     deleting_a_keypair_in_use_refuses_or_cascades,

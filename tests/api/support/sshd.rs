@@ -16,6 +16,8 @@ pub struct Sshd {
     child: Option<Child>,
     /// Host key types and sizes (`None`: ssh-keygen's default size).
     host_keys: Vec<(&'static str, Option<&'static str>)>,
+    /// sshd_config lines added after the standard ones.
+    extra_config: String,
 }
 
 /// The user tests log in as: whoever runs the tests (root in CI).
@@ -43,12 +45,19 @@ impl Sshd {
 
     /// Starts sshd with only these host keys, e.g. `[("rsa", Some("1024"))]`.
     pub fn start_with_host_keys(host_keys: &[(&'static str, Option<&'static str>)]) -> Sshd {
+        Self::start_with(host_keys, "")
+    }
+
+    /// Starts sshd with these host keys and these extra sshd_config lines (e.g.
+    /// `HostKeyAlgorithms ssh-rsa`).
+    pub fn start_with(host_keys: &[(&'static str, Option<&'static str>)], extra: &str) -> Sshd {
         let dir = tempfile::tempdir().expect("temp dir");
         let mut sshd = Sshd {
             dir,
             port: free_port(),
             child: None,
             host_keys: host_keys.to_vec(),
+            extra_config: extra.to_owned(),
         };
         sshd.new_host_keys();
         std::fs::write(sshd.path("authorized_keys"), "").unwrap();
@@ -86,8 +95,9 @@ impl Sshd {
              AuthorizedKeysFile {d}/authorized_keys\nPidFile {d}/sshd.pid\n\
              UsePAM no\nStrictModes no\nPubkeyAuthentication yes\nPasswordAuthentication no\n\
              KbdInteractiveAuthentication no\nPermitRootLogin prohibit-password\nLogLevel VERBOSE\n\
-             PubkeyAcceptedAlgorithms -ssh-rsa,ssh-rsa-cert-v01@openssh.com\n",
-            port = self.port
+             PubkeyAcceptedAlgorithms -ssh-rsa,ssh-rsa-cert-v01@openssh.com\n{extra}",
+            port = self.port,
+            extra = self.extra_config,
         );
         std::fs::write(self.path("sshd_config"), config).unwrap();
         let check = Command::new(SSHD)
@@ -109,6 +119,7 @@ impl Sshd {
             .spawn()
             .expect("sshd starts (scripts/test installs openssh-server)");
         self.child = Some(child);
+        let logged = self.connections_logged();
         let deadline = Instant::now() + Duration::from_secs(10);
         while TcpStream::connect(("127.0.0.1", self.port)).is_err() {
             assert!(
@@ -118,6 +129,21 @@ impl Sshd {
             );
             std::thread::sleep(Duration::from_millis(20));
         }
+        // The probe's connection is in the log before the server counts as started, so
+        // a test counting connections counts only its own.
+        while self.connections_logged() == logged {
+            assert!(
+                Instant::now() < deadline,
+                "sshd did not log the probe: {}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// How many connections sshd has logged (`Connection from …`).
+    pub fn connections_logged(&self) -> usize {
+        self.log().matches("Connection from").count()
     }
 
     fn stop(&mut self) {
