@@ -7,6 +7,7 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
+use zeroize::Zeroizing;
 
 /// Namespace for deriving key ids from secret digests (UUIDv5).
 const KEY_ID_NAMESPACE: Uuid = Uuid::from_u128(0x6b1f_2c4e_8a0d_4f7b_9c3e_5d2a_1f6e_0b47);
@@ -14,9 +15,11 @@ const KEY_ID_NAMESPACE: Uuid = Uuid::from_u128(0x6b1f_2c4e_8a0d_4f7b_9c3e_5d2a_1
 /// Secrets handed in from outside must be at least this long.
 pub const MIN_SECRET_CHARS: usize = 32;
 
-/// An API key secret. Its `Debug` never shows it.
+/// An API key secret. Its `Debug` never shows it, and its memory is wiped when it is
+/// dropped (`Zeroizing`, as for every other secret here; the `secrecy` crate would add
+/// only the redaction we already have).
 #[derive(Clone, PartialEq, Eq)]
-pub struct ApiKeySecret(String);
+pub struct ApiKeySecret(Zeroizing<String>);
 
 impl std::fmt::Debug for ApiKeySecret {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -29,7 +32,10 @@ impl ApiKeySecret {
     /// scanners recognise a leaked key.
     pub fn generate() -> Self {
         let bytes: [u8; 32] = rand::random();
-        Self(format!("cg_{}", URL_SAFE_NO_PAD.encode(bytes)))
+        Self(Zeroizing::new(format!(
+            "cg_{}",
+            URL_SAFE_NO_PAD.encode(bytes)
+        )))
     }
 
     /// A secret chosen elsewhere; refused when too short to be unguessable.
@@ -41,7 +47,7 @@ impl ApiKeySecret {
         if text.chars().any(|c| c.is_whitespace() || c.is_control()) {
             return Err("must not contain whitespace or control characters".to_owned());
         }
-        Ok(Self(text.to_owned()))
+        Ok(Self(Zeroizing::new(text.to_owned())))
     }
 
     pub fn expose(&self) -> &str {
