@@ -6,7 +6,7 @@ use actix_web::body::{BoxBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header;
 use actix_web::middleware::Next;
-use actix_web::{HttpMessage, ResponseError, web};
+use actix_web::{HttpMessage, web};
 
 use super::aggregate::Rejection;
 use super::service::{ApiKeyService, AuthFailure};
@@ -26,7 +26,9 @@ pub async fn require_api_key(
             req.extensions_mut().insert(principal);
             Ok(next.call(req).await?.map_into_boxed_body())
         }
-        Err(error) => Ok(req.into_response(error.error_response())),
+        // Returned as an error (not turned into a response here) so the request span
+        // logs its cause, as for any handler's error.
+        Err(error) => Err(error.into()),
     }
 }
 

@@ -21,6 +21,12 @@ impl From<ConnectionFailure> for ApiError {
             }
             ConnectionFailure::NotFound => ApiError::not_found("connection"),
             ConnectionFailure::Outbound(e) => e.into(),
+            ConnectionFailure::HostForbidden(ip) => ApiError::new(
+                StatusCode::FORBIDDEN,
+                "outbound_forbidden",
+                format!("the host resolves to {ip}, which this service's outbound policy forbids"),
+            )
+            .with_field_error("host", "is an address the outbound policy forbids"),
             ConnectionFailure::Keypair(KeypairFailure::NotFound | KeypairFailure::NoPrivateKey) => {
                 ApiError::conflict(
                     "keypair_unusable",

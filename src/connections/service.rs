@@ -44,6 +44,10 @@ pub enum ConnectionFailure {
     NotFound,
     #[error(transparent)]
     Outbound(OutboundError),
+    /// The connection's host is (or resolves to) an address the outbound policy
+    /// forbids: refused when it is recorded and before its credentials are handed out.
+    #[error("the host resolves to {0}, which the outbound policy forbids")]
+    HostForbidden(std::net::IpAddr),
     #[error("keypair: {0}")]
     Keypair(KeypairFailure),
     #[error(transparent)]
@@ -148,6 +152,22 @@ impl ConnectionService {
         self.policy.resolve(host, port, timeout).await
     }
 
+    /// Refuses a host the outbound policy forbids (see [`OutboundPolicy::admits`]).
+    async fn admit(
+        &self,
+        host: &Host,
+        port: u16,
+        timeout_secs: u64,
+    ) -> Result<(), ConnectionFailure> {
+        self.policy
+            .admits(host, port, Duration::from_secs(timeout_secs))
+            .await
+            .map_err(|e| match e {
+                OutboundError::Forbidden(ip) => ConnectionFailure::HostForbidden(ip),
+                other => ConnectionFailure::Outbound(other),
+            })
+    }
+
     pub fn remember_scan(&self, host: &Host, port: u16, keys: &[DiscoveredKey]) {
         let mut scans = self.scans.lock().unwrap_or_else(|p| p.into_inner());
         scans.retain(|_, (at, _)| at.elapsed() < SCAN_MEMORY);
@@ -181,6 +201,8 @@ impl ConnectionService {
         metadata: &CommandMetadata,
     ) -> Result<(Uuid, Committed<SshConnection>), ConnectionFailure> {
         let host_keys = self.pin(&request.host, request.port, &request.remote_host_key)?;
+        self.admit(&request.host, request.port, request.connect_timeout_secs)
+            .await?;
         let id = Uuid::new_v4();
         let owner = id.to_string();
         let mut change = Change::new();
@@ -304,8 +326,13 @@ impl ConnectionService {
         if let Some(keypair_id) = changes.keypair_id {
             self.require_private_key(keypair_id).await?;
         }
+        let moved = changes.host.is_some() || changes.port.is_some();
         let host = changes.host.unwrap_or(current.host);
         let port = changes.port.unwrap_or(current.port);
+        if moved {
+            self.admit(&host, port, current.connect_timeout_secs)
+                .await?;
+        }
         let host_keys = match &changes.remote_host_key {
             Some(text) => self.pin(&host, port, text)?,
             None => current.host_keys,
@@ -435,6 +462,10 @@ impl ConnectionService {
         metadata: &CommandMetadata,
     ) -> Result<CredentialsBundle, ConnectionFailure> {
         let settings = self.load_existing(id).await?;
+        // Recorded before the policy said otherwise, or a name that resolves elsewhere
+        // now: a job must not be sent there with a key.
+        self.admit(&settings.host, settings.port, settings.connect_timeout_secs)
+            .await?;
         let key = self
             .keypairs
             .private_key(settings.keypair_id)

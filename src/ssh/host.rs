@@ -2,6 +2,15 @@
 
 use std::net::IpAddr;
 
+/// An IP address, bare or in brackets.
+fn literal(text: &str) -> Option<IpAddr> {
+    text.strip_prefix('[')
+        .and_then(|t| t.strip_suffix(']'))
+        .unwrap_or(text)
+        .parse()
+        .ok()
+}
+
 /// A validated host: an IP literal or an RFC 1123 host name. Stored (in events, views)
 /// as the plain string it was parsed into; reading it back checks it again.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -11,8 +20,10 @@ pub struct Host(String);
 impl TryFrom<String> for Host {
     type Error = &'static str;
 
+    /// Reading a stored host: the rules every earlier version recorded hosts under, so
+    /// old events still load (what they name is checked again before any use).
     fn try_from(text: String) -> Result<Self, Self::Error> {
-        Self::parse(&text)
+        Self::parse_stored(&text)
     }
 }
 
@@ -23,7 +34,28 @@ impl From<Host> for String {
 }
 
 impl Host {
+    /// A host as a client writes it. An IP address is kept in its canonical form (what
+    /// exported files then say); a name must not look like a number: `0251.0376.0251.0376`,
+    /// `0x7f000001` or `2130706433` are addresses to every resolver (`inet_aton`), so
+    /// they are refused rather than written into a job's ssh_config as a "name".
     pub fn parse(text: &str) -> Result<Self, &'static str> {
+        if let Some(ip) = literal(text) {
+            return Ok(Self(ip.to_string()));
+        }
+        let host = Self::parse_stored(text)?;
+        let last = host.0.rsplit('.').next().unwrap_or_default();
+        let numeric = last.bytes().all(|b| b.is_ascii_digit())
+            || (last.starts_with("0x") && last[2..].bytes().all(|b| b.is_ascii_hexdigit()));
+        if numeric {
+            return Err(
+                "looks like a number but is not an IP address in standard form (write it like 192.0.2.10)",
+            );
+        }
+        Ok(host)
+    }
+
+    /// The rules before canonical addresses and numeric-looking names were refused.
+    fn parse_stored(text: &str) -> Result<Self, &'static str> {
         let inner = text
             .strip_prefix('[')
             .and_then(|t| t.strip_suffix(']'))
@@ -101,8 +133,38 @@ mod tests {
         }
         assert_eq!(Host::parse("nas").unwrap().known_hosts_pattern(22), "nas");
         assert_eq!(
+            Host::parse("1password.example").unwrap().as_str(),
+            "1password.example"
+        );
+        assert_eq!(
             Host::parse("::1").unwrap().known_hosts_pattern(2222),
             "[::1]:2222"
         );
+    }
+
+    /// Spellings every resolver reads as an address are not names; addresses are kept
+    /// in one canonical form.
+    #[test]
+    fn numbers_are_not_names_and_addresses_are_canonical() {
+        for numeric in [
+            "0251.0376.0251.0376",
+            "0",
+            "2130706433",
+            "0x7f000001",
+            "0xA9FEA9FE",
+            "127.1",
+            "10.0.0.010",
+        ] {
+            assert!(Host::parse(numeric).is_err(), "{numeric}");
+        }
+        assert_eq!(Host::parse("0:0::1").unwrap().as_str(), "::1");
+        assert_eq!(Host::parse("[FE80::1]").unwrap().as_str(), "fe80::1");
+        assert_eq!(
+            Host::parse("::FFFF:169.254.169.254").unwrap().as_str(),
+            "::ffff:169.254.169.254"
+        );
+        // What earlier versions stored still loads (and is refused at use by policy).
+        let stored: Host = serde_json::from_str("\"0251.0376.0251.0376\"").unwrap();
+        assert_eq!(stored.as_str(), "0251.0376.0251.0376");
     }
 }

@@ -78,6 +78,23 @@ impl OutboundPolicy {
         self.choose(&addresses)
     }
 
+    /// Whether `host` may be recorded as a place to connect to: an address (or a name
+    /// resolving to one) the policy forbids is refused now, at create or update, not
+    /// only when credgate itself connects, because a job given the credentials bundle
+    /// connects on its own. A name that does not resolve yet is admitted: it is checked
+    /// again every time credgate connects or hands out the bundle.
+    pub async fn admits(
+        &self,
+        host: &Host,
+        port: u16,
+        timeout: Duration,
+    ) -> Result<(), OutboundError> {
+        match self.resolve(host, port, timeout).await {
+            Ok(_) | Err(OutboundError::Unresolvable(_) | OutboundError::Timeout) => Ok(()),
+            Err(forbidden) => Err(forbidden),
+        }
+    }
+
     /// The address to connect to among those a name resolved to: the first, but only if
     /// every one is permitted (the resolver may answer differently when the client
     /// connects, so one forbidden answer refuses the name).

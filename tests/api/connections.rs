@@ -285,7 +285,9 @@ async fn the_outbound_policy_refuses_before_any_packet_is_sent() {
         assert_eq!(body["code"], "outbound_forbidden", "{host}");
     }
 
-    let created = ok_json(
+    // Recording a denied host is refused too (a job given the bundle would connect to
+    // it on its own), naming the field...
+    let refused = problem(
         app.post_json(
             CONNECTIONS,
             Some(&app.admin_key),
@@ -293,28 +295,56 @@ async fn the_outbound_policy_refuses_before_any_packet_is_sent() {
                     "keypair_id": keypair, "remote_host_key": pasted}),
         )
         .await,
-        StatusCode::CREATED,
-    )
-    .await;
-    assert!(
-        created["host_keys"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .all(|k| k["provenance"] == "pasted")
-    );
-    let id = created["id"].as_str().unwrap();
-    let body = problem(
-        app.post_json(
-            &format!("{CONNECTIONS}/{id}/test"),
-            Some(&app.admin_key),
-            &json!({}),
-        )
-        .await,
         StatusCode::FORBIDDEN,
     )
     .await;
-    assert_eq!(body["code"], "outbound_forbidden");
+    assert_eq!(refused["code"], "outbound_forbidden");
+    assert_eq!(refused["errors"][0]["field"], "host");
+
+    // ...and a connection recorded before the policy denied its host (by an instance
+    // without the deny, on the same store) can be neither tested nor handed out.
+    let master_key = app.data_dir.path().join("master.key");
+    let mut open =
+        TestApp::spawn_with(&db.url, |settings| settings.master_key_file = master_key).await;
+    open.admin_key = app.admin_key.clone();
+    let created = ok_json(
+        open.post_json(
+            CONNECTIONS,
+            Some(&open.admin_key),
+            &json!({"name": "older", "host": "127.0.0.1", "port": trap_port, "username": login_user(),
+                    "keypair_id": keypair, "remote_host_key": pasted}),
+        )
+        .await,
+        StatusCode::CREATED,
+    )
+    .await;
+    let id = created["id"].as_str().unwrap();
+    let moved = app
+        .client
+        .patch(app.url(&format!("{CONNECTIONS}/{id}")))
+        .bearer_auth(&app.admin_key)
+        .json(&json!({"host": "localhost"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        problem(moved, StatusCode::FORBIDDEN).await["errors"][0]["field"],
+        "host"
+    );
+    for call in ["test", "credentials"] {
+        let body = problem(
+            app.post_json(
+                &format!("{CONNECTIONS}/{id}/{call}"),
+                Some(&app.admin_key),
+                &json!({}),
+            )
+            .await,
+            StatusCode::FORBIDDEN,
+        )
+        .await;
+        assert_eq!(body["code"], "outbound_forbidden", "{call}");
+    }
+    drop(open);
     assert!(no_connection_reached(&trap), "a refused call connected");
 }
 
@@ -349,7 +379,9 @@ async fn outbound_allow_and_the_always_refused_addresses_over_http() {
     .await;
     assert_eq!(outside["code"], "outbound_forbidden", "::1 is not in allow");
 
-    let open = TestApp::spawn_with(&TestDb::create(Backend::Sqlite).await.url, |settings| {
+    // Its own database, kept as long as the app (a dropped TestDb deletes its file).
+    let open_db = TestDb::create(Backend::Sqlite).await;
+    let open = TestApp::spawn_with(&open_db.url, |settings| {
         settings.outbound.allow = vec!["0.0.0.0/0".parse().unwrap(), "::/0".parse().unwrap()];
     })
     .await;
@@ -384,6 +416,50 @@ async fn outbound_allow_and_the_always_refused_addresses_over_http() {
         );
     }
     assert!(no_connection_reached(&trap), "a refused scan connected");
+
+    // Recording such a host is refused as well, naming `host`: the metadata address in
+    // any spelling never reaches a job's ssh_config.
+    let keypair = ok_json(
+        open.post_json(
+            &format!("{KEYPAIRS}/generate"),
+            Some(&open.admin_key),
+            &json!({"name": "k"}),
+        )
+        .await,
+        StatusCode::CREATED,
+    )
+    .await;
+    for host in [
+        "169.254.169.254",
+        "0251.0376.0251.0376",
+        "0xa9fea9fe",
+        "2852039166",
+        "[fd00:ec2::254]",
+        "0.0.0.0",
+        "::",
+    ] {
+        let response = open
+            .post_json(
+                CONNECTIONS,
+                Some(&open.admin_key),
+                &json!({"name": format!("to {host}"), "host": host, "keypair_id": keypair["id"],
+                        "remote_host_key": keypair["public_key"]}),
+            )
+            .await;
+        let status = response.status();
+        let body: Value = response.json().await.unwrap();
+        assert!(
+            status == StatusCode::FORBIDDEN || status == StatusCode::UNPROCESSABLE_ENTITY,
+            "{host}: {status} {body}"
+        );
+        assert_eq!(body["errors"][0]["field"], "host", "{host}: {body}");
+    }
+    let listed = ok_json(
+        open.get(CONNECTIONS, Some(&open.admin_key)).await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(listed["items"], json!([]), "nothing was recorded");
 }
 
 async fn create(app: &TestApp, body: Value) -> Value {

@@ -35,7 +35,8 @@ async fn the_plugins_setting_removes_routes() {
     let keypairs = app.get("/api/v1/ssh-keypairs", Some(&app.admin_key)).await;
     assert_eq!(keypairs.status(), StatusCode::OK);
 
-    let full = TestApp::spawn(&TestDb::create(Backend::Sqlite).await.url).await;
+    let full_db = TestDb::create(Backend::Sqlite).await;
+    let full = TestApp::spawn(&full_db.url).await;
     let listed = full
         .get("/api/v1/ssh-connections", Some(&full.admin_key))
         .await;
@@ -61,7 +62,8 @@ async fn a_non_default_body_limit_is_enforced() {
     let body = problem(under, StatusCode::UNPROCESSABLE_ENTITY).await;
     assert_eq!(body["errors"][0]["field"], "name");
 
-    let default = TestApp::spawn(&TestDb::create(Backend::Sqlite).await.url).await;
+    let default_db = TestDb::create(Backend::Sqlite).await;
+    let default = TestApp::spawn(&default_db.url).await;
     let read = default
         .post_json("/api/v1/api-keys", Some(&default.admin_key), &padded(3000))
         .await;
