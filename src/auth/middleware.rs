@@ -26,9 +26,9 @@ pub async fn require_api_key(
             req.extensions_mut().insert(principal);
             Ok(next.call(req).await?.map_into_boxed_body())
         }
-        // Returned as an error (not turned into a response here) so the request span
-        // logs its cause, as for any handler's error.
-        Err(error) => Err(error.into()),
+        // `error_response` keeps the error inside the response, so the request span
+        // logs its cause (a store fault during authentication included).
+        Err(error) => Ok(req.error_response(error)),
     }
 }
 

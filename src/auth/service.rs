@@ -54,6 +54,11 @@ impl ApiKeyService {
     /// Checks a presented secret against the event log itself (not a view), so a key
     /// revoked through any process is refused by every process on its next request.
     pub async fn authenticate(&self, presented: &str) -> Result<Principal, AuthFailure> {
+        // No key can be this (too short, or with spaces or control characters): refused
+        // without asking the store, so garbage gets 401 even while the store is down.
+        if ApiKeySecret::from_external(presented).is_err() {
+            return Err(AuthFailure::Rejected(Rejection::Unknown));
+        }
         let digest = digest_of(presented);
         let key_id = digest.key_id();
         let Some(loaded) = self.keys.load(&key_id.to_string()).await? else {

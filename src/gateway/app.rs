@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::dev::Server;
-use actix_web::middleware::from_fn;
+use actix_web::middleware::{Condition, from_fn};
 use actix_web::{App, HttpServer, web};
 use tracing_actix_web::TracingLogger;
 use utoipa::OpenApi;
@@ -169,6 +169,7 @@ impl Application {
         let known_routes = limits::KnownRoutes::from_document(&document);
         let api_keys = web::Data::from(api_keys);
         let store_data = web::Data::new(store.clone());
+        let https = tls_config.is_some();
         let factory = move || {
             App::new()
                 .app_data(store_data.clone())
@@ -183,6 +184,11 @@ impl Application {
                 .wrap(from_fn(limits::request_timeout_middleware))
                 .wrap(TracingLogger::<CredgateRootSpan>::new())
                 .wrap(from_fn(request_id_middleware))
+                // Served over TLS: browsers must not fall back to plain HTTP for a year.
+                .wrap(Condition::new(
+                    https,
+                    from_fn(tls::strict_transport_security),
+                ))
                 .into_utoipa_app()
                 .configure(|cfg| mount(cfg, &plugins, Some(&runtime)))
                 .into_app()
@@ -196,7 +202,6 @@ impl Application {
         if let Some(workers) = settings.workers {
             server = server.workers(workers);
         }
-        let https = tls_config.is_some();
         let server = match tls_config {
             Some(config) => server.listen_rustls_0_23(listener, config)?,
             None => server.listen(listener)?,

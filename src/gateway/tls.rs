@@ -45,3 +45,18 @@ pub fn server_config(tls: &TlsSettings) -> Result<ServerConfig, ConfigError> {
             )
         })
 }
+
+/// Adds `Strict-Transport-Security` to every answer served over TLS. Every refusal is
+/// a response by the time it gets here (handlers' and extractors' errors are turned into
+/// responses inside actix's routing; the authentication middleware answers itself).
+pub async fn strict_transport_security(
+    req: actix_web::dev::ServiceRequest,
+    next: actix_web::middleware::Next<impl actix_web::body::MessageBody + 'static>,
+) -> Result<actix_web::dev::ServiceResponse<impl actix_web::body::MessageBody>, actix_web::Error> {
+    let mut response = next.call(req).await?;
+    response.headers_mut().insert(
+        actix_web::http::header::STRICT_TRANSPORT_SECURITY,
+        actix_web::http::header::HeaderValue::from_static("max-age=31536000"),
+    );
+    Ok(response)
+}

@@ -23,11 +23,15 @@ pub(super) fn pool(url: &str, settings: &DatabaseSettings) -> Result<SqlitePool,
         .synchronous(SqliteSynchronous::Full)
         .busy_timeout(BUSY_TIMEOUT)
         .foreign_keys(true);
-    if let Some(dir) = options.get_filename().parent()
-        && !dir.as_os_str().is_empty()
-    {
-        std::fs::create_dir_all(dir)
+    let file = options.get_filename();
+    if let Some(dir) = file.parent() {
+        crate::files::create_private_dir(dir)
             .map_err(|e| StoreError::Fault(format!("cannot create {}: {e}", dir.display())))?;
+    }
+    // An in-memory database has no file to create.
+    if file != std::path::Path::new(":memory:") {
+        crate::files::create_private_file(file)
+            .map_err(|e| StoreError::Fault(format!("cannot create {}: {e}", file.display())))?;
     }
     Ok(SqlitePoolOptions::new()
         .max_connections(settings.max_connections)

@@ -21,6 +21,26 @@ async fn the_readme_command_starts_on_sqlite_and_writes_a_private_admin_key() {
     let mode = std::fs::metadata(&key_file).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o600);
     assert!(dir.path().join("credgate-data/credgate.db").exists());
+    // Everything credgate creates is private to its user: the data directory, the
+    // database and SQLite's companions, the key files.
+    let mode_of = |name: &str| {
+        std::fs::metadata(dir.path().join(name))
+            .map(|m| m.permissions().mode() & 0o777)
+            .ok()
+    };
+    assert_eq!(mode_of("credgate-data"), Some(0o700));
+    for file in [
+        "credgate.db",
+        "credgate.db-wal",
+        "credgate.db-shm",
+        "master.key",
+    ] {
+        if let Some(mode) = mode_of(&format!("credgate-data/{file}")) {
+            assert_eq!(mode, 0o600, "{file}");
+        } else {
+            assert_ne!(file, "credgate.db", "the database exists");
+        }
+    }
     let admin_key = std::fs::read_to_string(&key_file)
         .unwrap()
         .trim()

@@ -61,6 +61,13 @@ async fn an_outage_gives_quick_503s_and_recovery_needs_no_restart() {
         "a write took {:?}",
         started.elapsed()
     );
+    // A presented key that no key can be is refused without the store: 401, not 503.
+    let garbage = problem(
+        app.get("/api/v1/api-keys", Some("not a key")).await,
+        StatusCode::UNAUTHORIZED,
+    )
+    .await;
+    assert_eq!(garbage["code"], "invalid_api_key");
 
     cluster.start_server();
     eventually(

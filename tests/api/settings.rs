@@ -100,6 +100,10 @@ async fn problems_carry_type_and_title() {
         ),
     ];
     for (response, status, title) in cases {
+        assert!(
+            !response.headers().contains_key("strict-transport-security"),
+            "no HSTS over plain HTTP"
+        );
         let body = problem(response, status).await;
         let code = body["code"].as_str().unwrap().to_owned();
         assert_eq!(body["type"], format!("urn:credgate:problem:{code}"));

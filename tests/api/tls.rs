@@ -93,6 +93,21 @@ async fn serves_https_with_the_configured_certificate() {
         .unwrap();
     let response = client.get(app.url("/health/live")).send().await.unwrap();
     assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(
+        response.headers()["strict-transport-security"],
+        "max-age=31536000",
+        "HSTS over TLS"
+    );
+    let refused = client
+        .get(app.url("/api/v1/api-keys"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), StatusCode::UNAUTHORIZED);
+    assert!(
+        refused.headers().contains_key("strict-transport-security"),
+        "on errors too"
+    );
 
     let plain = reqwest::Client::new()
         .get(app.url("/health/live").replace("https://", "http://"))
