@@ -1,17 +1,39 @@
 //! Display names of credgate's objects: free text a person chose, checked once here.
 
 use serde::{Deserialize, Serialize};
+use unicode_normalization::UnicodeNormalization;
 
 pub const MAX_NAME_CHARS: usize = 120;
 
-/// 1–120 characters, no control characters, no leading or trailing whitespace.
+/// 1–120 characters, no control characters, no invisible formatting characters, no
+/// leading or trailing whitespace; kept in Unicode NFC, so two spellings of the same
+/// text are the same name.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct Name(String);
 
+/// Characters that change how text around them is shown without showing themselves:
+/// bidirectional overrides and isolates (which can make `evil.pub` display as
+/// `bup.live`), zero-width characters and the soft hyphen (which make two names look
+/// the same). A person choosing a name never needs them.
+fn is_invisible_formatting(c: char) -> bool {
+    matches!(
+        c,
+        '\u{00AD}'
+            | '\u{061C}'
+            | '\u{180E}'
+            | '\u{200B}'..='\u{200F}'
+            | '\u{202A}'..='\u{202E}'
+            | '\u{2060}'..='\u{2064}'
+            | '\u{2066}'..='\u{2069}'
+            | '\u{FEFF}'
+    )
+}
+
 impl Name {
     /// Returns the reason when `text` is not a valid name.
     pub fn parse(text: &str) -> Result<Self, &'static str> {
+        let text: String = text.nfc().collect();
         if text.is_empty() {
             return Err("must not be empty");
         }
@@ -21,10 +43,15 @@ impl Name {
         if text.chars().any(char::is_control) {
             return Err("must not contain control characters");
         }
+        if text.chars().any(is_invisible_formatting) {
+            return Err(
+                "must not contain invisible formatting characters (bidirectional overrides, zero-width characters)",
+            );
+        }
         if text.trim() != text {
             return Err("must not start or end with whitespace");
         }
-        Ok(Self(text.to_owned()))
+        Ok(Self(text))
     }
 
     pub fn as_str(&self) -> &str {
@@ -63,5 +90,22 @@ mod tests {
         let a = Name::parse("Offsite").unwrap();
         let b = Name::parse("OFFSITE").unwrap();
         assert_eq!(a.normalized(), b.normalized());
+    }
+
+    #[test]
+    fn invisible_characters_are_refused_and_spellings_unified() {
+        for spoof in [
+            "evil\u{202E}bup.txt",
+            "back\u{200B}up",
+            "\u{2066}nas\u{2069}",
+            "zero\u{FEFF}width",
+            "soft\u{00AD}hyphen",
+        ] {
+            assert!(Name::parse(spoof).is_err(), "{spoof:?}");
+        }
+        let composed = Name::parse("Z\u{00FC}rich").unwrap();
+        let decomposed = Name::parse("Zu\u{0308}rich").unwrap();
+        assert_eq!(composed, decomposed, "NFC");
+        assert_eq!(decomposed.as_str(), "Zürich");
     }
 }

@@ -14,5 +14,6 @@ mod validation;
 mod view;
 
 pub use aggregate::{ConnectionEvent, SshConnection};
+pub use exports::slug as ssh_config_alias;
 pub use plugin::ConnectionsPlugin;
 pub use service::ConnectionService;

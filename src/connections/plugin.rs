@@ -6,7 +6,8 @@ use std::sync::{Arc, OnceLock};
 use actix_web::web;
 use utoipa_actix_web::service_config::ServiceConfig;
 
-use super::service::{ConnectionFailure, ConnectionService, NAME_KIND};
+use super::exports;
+use super::service::{ALIAS_KIND, ConnectionFailure, ConnectionService, NAME_KIND};
 use super::view::ConnectionView;
 use super::{http, scan_http};
 use crate::gateway::{Plugin, Runtime};
@@ -83,6 +84,7 @@ impl Plugin for ConnectionsPlugin {
     ) -> futures_util::future::BoxFuture<'a, Result<(), StoreError>> {
         Box::pin(async move {
             change.forget_names(NAME_KIND);
+            change.forget_names(ALIAS_KIND);
             change.forget_dependants(NAME_KIND);
             for connection in store
                 .all_views::<ConnectionView>(ConnectionView::PROJECTION)
@@ -90,6 +92,13 @@ impl Plugin for ConnectionsPlugin {
             {
                 let settings = &connection.settings;
                 change.hold_name(NAME_KIND, &connection.id, &settings.name.normalized());
+                // Connections older than the alias reservation may share one; the first
+                // keeps it.
+                change.hold_name_if_free(
+                    ALIAS_KIND,
+                    &connection.id,
+                    &exports::slug(settings.name.as_str(), &connection.id),
+                );
                 let dependant = Dependant {
                     kind: NAME_KIND.to_owned(),
                     id: connection.id.clone(),

@@ -19,6 +19,11 @@ impl From<ConnectionFailure> for ApiError {
                 ApiError::conflict("name_taken", "another connection has this name")
                     .with_field_error("name", "is already used by another connection")
             }
+            ConnectionFailure::AliasTaken => ApiError::conflict(
+                "alias_taken",
+                "another connection's name gives the same ssh_config `Host` alias (names that differ only in punctuation, spaces or case do); choose a name that differs in letters or digits",
+            )
+            .with_field_error("name", "gives the same ssh_config alias as another connection"),
             ConnectionFailure::NotFound => ApiError::not_found("connection"),
             ConnectionFailure::Outbound(e) => e.into(),
             ConnectionFailure::HostForbidden(ip) => ApiError::new(

@@ -31,6 +31,10 @@ use crate::store::{
 };
 
 pub const NAME_KIND: &str = "ssh-connection";
+/// The `Host` alias a connection's exported ssh_config uses (a slug of its name) is
+/// reserved too: two connections exporting the same alias would make two jobs write
+/// their keys to the same file.
+pub const ALIAS_KIND: &str = "ssh-connection-alias";
 /// How long a scan result makes a pasted key count as "scanned".
 const SCAN_MEMORY: Duration = Duration::from_secs(15 * 60);
 
@@ -40,6 +44,8 @@ pub enum ConnectionFailure {
     Invalid { field: String, message: String },
     #[error("the name is taken by another connection")]
     NameTaken,
+    #[error("another connection exports the same ssh_config alias")]
+    AliasTaken,
     #[error("no such connection")]
     NotFound,
     #[error(transparent)]
@@ -241,6 +247,9 @@ impl ConnectionService {
                         "is already used by another keypair",
                     )
                 }
+                CommitError::NameTaken { kind } if kind == ALIAS_KIND => {
+                    ConnectionFailure::AliasTaken
+                }
                 CommitError::NameTaken { .. } => ConnectionFailure::NameTaken,
                 CommitError::NotLive { .. } => {
                     ConnectionFailure::invalid("keypair_id", "no such keypair")
@@ -389,6 +398,7 @@ impl ConnectionService {
             .decide(change, owner, ConnectionCommand::Delete, metadata, expected)
             .await?;
         change.release_names(NAME_KIND, owner);
+        change.release_names(ALIAS_KIND, owner);
         change.drop_dependant(NAME_KIND, owner);
         Ok(())
     }
@@ -506,6 +516,11 @@ impl ConnectionService {
 fn stage_side_tables(change: &mut Change, owner: &str, settings: &ConnectionSettings) {
     let keypair = settings.keypair_id.to_string();
     change.hold_name(NAME_KIND, owner, &settings.name.normalized());
+    change.hold_name(
+        ALIAS_KIND,
+        owner,
+        &exports::slug(settings.name.as_str(), owner),
+    );
     change.require_live(keypairs::NAME_KIND, &keypair);
     change.depend_on(
         &keypair,

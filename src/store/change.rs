@@ -58,6 +58,13 @@ pub(super) enum SideEdit {
         target: String,
         dependant: Dependant,
     },
+    /// Like `HoldName`, but a name already held by another owner is left to it (a
+    /// rebuild over data older than the reservation, which may hold duplicates).
+    HoldNameIfFree {
+        kind: &'static str,
+        owner: String,
+        normalized: String,
+    },
     /// `dependant` uses nothing.
     DropDependant {
         kind: String,
@@ -120,6 +127,15 @@ impl Change {
     /// given up in the same transaction; holding the same name again changes nothing).
     pub fn hold_name(&mut self, kind: &'static str, owner: &str, normalized: &str) {
         self.edits.push(SideEdit::HoldName {
+            kind,
+            owner: owner.to_owned(),
+            normalized: normalized.to_owned(),
+        });
+    }
+
+    /// Holds the name unless another owner has it already (see `SideEdit::HoldNameIfFree`).
+    pub fn hold_name_if_free(&mut self, kind: &'static str, owner: &str, normalized: &str) {
+        self.edits.push(SideEdit::HoldNameIfFree {
             kind,
             owner: owner.to_owned(),
             normalized: normalized.to_owned(),
@@ -238,6 +254,21 @@ macro_rules! apply_edit {
                 if holder.as_deref() != Some(owner.as_str()) {
                     return Err(CommitError::NameTaken { kind });
                 }
+            }
+            SideEdit::HoldNameIfFree {
+                kind,
+                owner,
+                normalized,
+            } => {
+                sqlx::query(
+                    "INSERT INTO name_reservations (kind, normalized, owner) VALUES ($1, $2, $3) \
+                     ON CONFLICT (kind, normalized) DO NOTHING",
+                )
+                .bind(*kind)
+                .bind(normalized)
+                .bind(owner)
+                .execute(&mut *$tx)
+                .await?;
             }
             SideEdit::ReleaseNames { kind, owner } => {
                 sqlx::query("DELETE FROM name_reservations WHERE kind = $1 AND owner = $2")

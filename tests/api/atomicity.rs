@@ -64,6 +64,11 @@ pub fn implied_by(events: &[RawEvent]) -> SideTables {
                     object.name.to_lowercase(),
                     id.clone(),
                 ));
+                implied.names.push((
+                    "ssh-connection-alias".into(),
+                    credgate::connections::ssh_config_alias(&object.name, id),
+                    id.clone(),
+                ));
                 implied.dependencies.push((
                     object.keypair.clone().unwrap(),
                     "ssh-connection".into(),
@@ -89,10 +94,12 @@ pub async fn assert_consistent(db: &TestDb, context: &str) -> SideTables {
     tables
 }
 
+/// The reserved display names (aliases are checked by `assert_consistent`).
 fn names(tables: &SideTables) -> BTreeSet<String> {
     tables
         .names
         .iter()
+        .filter(|(kind, _, _)| kind != "ssh-connection-alias")
         .map(|(_, name, _)| name.clone())
         .collect()
 }

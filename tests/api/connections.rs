@@ -1008,7 +1008,84 @@ async fn connections_are_listed_and_their_fields_patched(backend: Backend) {
     assert_eq!(listed, expected, "oldest first, as read one by one");
 }
 
+/// Names that give the same ssh_config alias cannot coexist (one job's key file would
+/// overwrite another's); names with invisible formatting characters are refused; the
+/// alias is free again once its connection is renamed.
+async fn exported_aliases_are_unique(backend: Backend) {
+    let db = TestDb::create(backend).await;
+    let app = TestApp::spawn(&db.url).await;
+    let keypair = ok_json(
+        app.post_json(
+            &format!("{KEYPAIRS}/generate"),
+            Some(&app.admin_key),
+            &json!({"name": "shared"}),
+        )
+        .await,
+        StatusCode::CREATED,
+    )
+    .await;
+    let body = |name: &str| {
+        json!({"name": name, "host": "192.0.2.10", "keypair_id": keypair["id"],
+               "remote_host_key": keypair["public_key"]})
+    };
+    let first = create(&app, body("backup 1")).await;
+    for clash in [
+        "backup-1",
+        "backup_1",
+        "backup#1",
+        "Backup\u{00a0} 1",
+        "BACKUP 1!",
+    ] {
+        let refused = problem(
+            app.post_json(CONNECTIONS, Some(&app.admin_key), &body(clash))
+                .await,
+            StatusCode::CONFLICT,
+        )
+        .await;
+        assert!(
+            refused["code"] == "alias_taken" || refused["code"] == "name_taken",
+            "{clash}: {refused}"
+        );
+        assert_eq!(refused["errors"][0]["field"], "name", "{clash}");
+    }
+    for spoof in ["backup\u{202E}2", "back\u{200B}up 2"] {
+        let refused = problem(
+            app.post_json(CONNECTIONS, Some(&app.admin_key), &body(spoof))
+                .await,
+            StatusCode::UNPROCESSABLE_ENTITY,
+        )
+        .await;
+        assert_eq!(refused["errors"][0]["field"], "name", "{spoof:?}");
+    }
+    let id = first["id"].as_str().unwrap();
+    let renamed = app
+        .client
+        .patch(app.url(&format!("{CONNECTIONS}/{id}")))
+        .bearer_auth(&app.admin_key)
+        .json(&json!({"name": "offsite"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(renamed.status(), StatusCode::OK);
+    let second = create(&app, body("backup-1")).await;
+    let config = app
+        .get(
+            &format!(
+                "{CONNECTIONS}/{}/ssh-config",
+                second["id"].as_str().unwrap()
+            ),
+            Some(&app.admin_key),
+        )
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(config.starts_with("Host backup-1\n"), "{config}");
+    crate::atomicity::assert_consistent(&db, "after the alias refusals").await;
+}
+
 on_both_stores!(
+    exported_aliases_are_unique,
     connections_are_listed_and_their_fields_patched,
     a_connection_is_tested_pinned_and_usable_by_stock_ssh,
     bad_values_are_refused_field_by_field,
