@@ -11,8 +11,8 @@ use uuid::Uuid;
 use super::aggregate::{ConnectionSettings, SetupMethod, SshConnection, TestOutcome};
 use super::exports;
 use super::host_keys::PinnedHostKey;
-use super::requests::{CreateConnectionRequest, UpdateConnectionRequest};
-use super::service::{ConnectionChanges, ConnectionService, NewConnection};
+use super::requests::{CreateConnectionRequest, UpdateConnectionRequest, keypair_scope};
+use super::service::{ConnectionChanges, ConnectionService, KeypairChoice, NewConnection};
 use super::view::ConnectionView;
 use crate::auth::require;
 use crate::gateway::pagination::{self, PageParams, Paged};
@@ -158,6 +158,7 @@ pub async fn create_connection(
     JsonBody(body): JsonBody<CreateConnectionRequest>,
 ) -> Result<Versioned<ConnectionResponse>, ApiError> {
     let request = NewConnection::try_from(body)?;
+    who.caller.require(keypair_scope(&request.keypair))?;
     let (id, committed) = service.create(request, &who.metadata()).await?;
     Ok(Versioned::created(
         format!("/api/v1/ssh-connections/{id}"),
@@ -227,6 +228,10 @@ pub async fn update_connection(
     JsonBody(body): JsonBody<UpdateConnectionRequest>,
 ) -> Result<Versioned<ConnectionResponse>, ApiError> {
     let changes = ConnectionChanges::try_from(body)?;
+    if let Some(keypair) = changes.keypair_id {
+        who.caller
+            .require(keypair_scope(&KeypairChoice::Existing(keypair)))?;
+    }
     let committed = service
         .update(id.into_inner(), changes, expected, &who.metadata())
         .await?;

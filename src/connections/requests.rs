@@ -7,6 +7,7 @@ use uuid::Uuid;
 
 use super::service::{ConnectionChanges, KeypairChoice, NewConnection};
 use super::validation::{FieldErrors, connect_timeout, host, port, username};
+use crate::auth::Scope;
 use crate::gateway::ApiError;
 use crate::keypairs::KeyAlgorithm;
 use crate::names::Name;
@@ -68,6 +69,19 @@ pub struct UpdateConnectionRequest {
     pub remote_host_key: Option<String>,
     #[schema(minimum = 1, maximum = 120)]
     pub connect_timeout: Option<i64>,
+}
+
+/// A connection request that touches a keypair needs that capability's scope as well
+/// as `connections:write`. Binding an existing keypair hands its private key to whoever
+/// may fetch this connection's credentials (`connections:use`), so it needs the scope
+/// that may read the key itself, `secrets:export`; generating one needs
+/// `keypairs:write`. Without this, `connections:write` + `connections:use` would read
+/// any keypair's private key.
+pub fn keypair_scope(choice: &KeypairChoice) -> Scope {
+    match choice {
+        KeypairChoice::Existing(_) => Scope::SecretsExport,
+        KeypairChoice::Generate { .. } => Scope::KeypairsWrite,
+    }
 }
 
 fn keypair_id(text: &str) -> Result<Uuid, String> {

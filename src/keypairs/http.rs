@@ -16,7 +16,7 @@ use super::comment::Comment;
 use super::material::KeyAlgorithm;
 use super::service::{GenerateRequest, ImportRequest, KeypairChanges, KeypairService};
 use super::view::KeypairView;
-use crate::auth::require;
+use crate::auth::{Scope, require};
 use crate::gateway::pagination::{self, PageParams, Paged};
 use crate::gateway::{
     ApiError, Authorized, Conflict, IfMatch, JsonBody, JsonBodyOrEmpty, NotFound, PlainText,
@@ -329,6 +329,11 @@ pub async fn delete_keypair(
     params: web::Query<DeleteParams>,
     IfMatch(expected): IfMatch,
 ) -> Result<HttpResponse, ApiError> {
+    if params.cascade {
+        // A cascade deletes what uses the keypair (connections): that capability's
+        // scope too, or `keypairs:write` alone could delete connections.
+        who.caller.require(Scope::ConnectionsWrite)?;
+    }
     service
         .delete(id.into_inner(), params.cascade, expected, &who.metadata())
         .await?;

@@ -269,3 +269,131 @@ async fn every_operation_needs_a_key_and_exactly_its_scope() {
     }
     assert_eq!(checked, REQUIRED_SCOPES.len() * SCOPES.len());
 }
+
+/// A side effect on another capability needs that capability's scope: binding an
+/// existing keypair to a connection needs `secrets:export` (whoever holds
+/// `connections:use` for the connection can then read the key), generating one needs
+/// `keypairs:write`, and a cascading keypair delete needs `connections:write`.
+#[tokio::test]
+async fn side_effects_on_another_capability_need_its_scope() {
+    let db = TestDb::create(Backend::Sqlite).await;
+    let app = TestApp::spawn(&db.url).await;
+    let keypair: serde_json::Value = app
+        .post_json(
+            "/api/v1/ssh-keypairs/generate",
+            Some(&app.admin_key),
+            &json!({"name": "someone else's"}),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let bind = |name: &str| {
+        json!({"name": name, "host": "192.0.2.10", "keypair_id": keypair["id"],
+               "remote_host_key": keypair["public_key"]})
+    };
+    let generate = |name: &str| {
+        json!({"name": name, "host": "192.0.2.10", "generate_keypair": {},
+               "remote_host_key": keypair["public_key"]})
+    };
+    let job = app
+        .create_key("job and writer", &["connections:write", "connections:use"])
+        .await
+        .secret;
+    let refused = problem(
+        app.post_json("/api/v1/ssh-connections", Some(&job), &bind("steal"))
+            .await,
+        StatusCode::FORBIDDEN,
+    )
+    .await;
+    assert_eq!(refused["code"], "insufficient_scope");
+    assert!(
+        refused["detail"]
+            .as_str()
+            .unwrap()
+            .contains("secrets:export")
+    );
+    let refused = problem(
+        app.post_json("/api/v1/ssh-connections", Some(&job), &generate("mine"))
+            .await,
+        StatusCode::FORBIDDEN,
+    )
+    .await;
+    assert!(
+        refused["detail"]
+            .as_str()
+            .unwrap()
+            .contains("keypairs:write")
+    );
+
+    let entitled = app
+        .create_key(
+            "entitled",
+            &[
+                "connections:write",
+                "connections:use",
+                "secrets:export",
+                "keypairs:write",
+            ],
+        )
+        .await
+        .secret;
+    let bound: serde_json::Value = app
+        .post_json("/api/v1/ssh-connections", Some(&entitled), &bind("bound"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let id = bound["id"].as_str().expect("created").to_owned();
+    let generated = app
+        .post_json(
+            "/api/v1/ssh-connections",
+            Some(&entitled),
+            &generate("own key"),
+        )
+        .await;
+    assert_eq!(generated.status(), StatusCode::CREATED);
+    let repoint = app
+        .client
+        .patch(app.url(&format!("/api/v1/ssh-connections/{id}")))
+        .bearer_auth(&job)
+        .json(&json!({"keypair_id": keypair["id"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        problem(repoint, StatusCode::FORBIDDEN).await["code"],
+        "insufficient_scope"
+    );
+
+    let keypairs_only = app
+        .create_key("keypairs only", &["keypairs:write"])
+        .await
+        .secret;
+    let path = format!("/api/v1/ssh-keypairs/{}", keypair["id"].as_str().unwrap());
+    let cascade = problem(
+        app.delete(&format!("{path}?cascade=true"), Some(&keypairs_only))
+            .await,
+        StatusCode::FORBIDDEN,
+    )
+    .await;
+    assert!(
+        cascade["detail"]
+            .as_str()
+            .unwrap()
+            .contains("connections:write")
+    );
+    let in_use = problem(
+        app.delete(&path, Some(&keypairs_only)).await,
+        StatusCode::CONFLICT,
+    )
+    .await;
+    assert_eq!(in_use["code"], "in_use");
+    let listed = app
+        .get(
+            &format!("/api/v1/ssh-connections/{id}"),
+            Some(&app.admin_key),
+        )
+        .await;
+    assert_eq!(listed.status(), StatusCode::OK, "the connection survived");
+}
