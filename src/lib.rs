@@ -2,6 +2,42 @@
 //! event-sourced, API-first gateway. See ARCHITECTURE.md for the shape; `main.rs` only parses
 //! the command line and calls [`cli::run`].
 
+/// What every checked-text type (`Name`, `Host`, `Username`) has besides its rules:
+/// `as_str`, `Display`, and, with `stored:`, the serde conversions that check a stored
+/// value again with the given function when it is read back.
+macro_rules! checked_text {
+    ($ty:ident) => {
+        impl $ty {
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl std::fmt::Display for $ty {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+    };
+    ($ty:ident, stored: $parse:path) => {
+        checked_text!($ty);
+
+        impl TryFrom<String> for $ty {
+            type Error = &'static str;
+
+            fn try_from(text: String) -> Result<Self, Self::Error> {
+                $parse(&text)
+            }
+        }
+
+        impl From<$ty> for String {
+            fn from(value: $ty) -> Self {
+                value.0
+            }
+        }
+    };
+}
+
 pub mod auth;
 pub mod cli;
 pub mod clock;

@@ -54,21 +54,13 @@ impl Name {
         Ok(Self(text))
     }
 
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-
     /// The form two names are compared in for uniqueness: case-insensitive.
     pub fn normalized(&self) -> String {
         self.0.to_lowercase()
     }
 }
 
-impl std::fmt::Display for Name {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
+checked_text!(Name);
 
 #[cfg(test)]
 mod tests {

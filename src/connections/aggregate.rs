@@ -11,7 +11,7 @@ use uuid::Uuid;
 
 use super::host_keys::PinnedHostKey;
 use crate::names::Name;
-use crate::ssh::{Host, ProbeError, TestPhase, Username};
+use crate::ssh::{Host, Port, ProbeError, TestPhase, Username};
 
 /// Where and how to connect. Every field is a checked value; stored events keep the
 /// JSON they always had (strings and numbers), and reading them back checks again.
@@ -19,7 +19,7 @@ use crate::ssh::{Host, ProbeError, TestPhase, Username};
 pub struct ConnectionSettings {
     pub name: Name,
     pub host: Host,
-    pub port: u16,
+    pub port: Port,
     pub username: Username,
     pub keypair_id: Uuid,
     pub host_keys: Vec<PinnedHostKey>,
@@ -247,7 +247,7 @@ mod tests {
         ConnectionSettings {
             name: Name::parse("nas").unwrap(),
             host: Host::parse("nas.example").unwrap(),
-            port: 22,
+            port: Port::SSH,
             username: Username::root(),
             keypair_id: Uuid::nil(),
             host_keys: vec![key(fp)],

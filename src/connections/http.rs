@@ -111,7 +111,7 @@ fn response(view: ConnectionView) -> Result<ConnectionResponse, ApiError> {
         id: view.id.parse().map_err(ApiError::internal)?,
         name: name.as_str().to_owned(),
         host: host.to_string(),
-        port,
+        port: port.get(),
         username: username.to_string(),
         keypair_id,
         host_keys,
@@ -332,7 +332,7 @@ pub async fn connection_credentials(
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .json(CredentialsResponse {
             host: bundle.settings.host.to_string(),
-            port: bundle.settings.port,
+            port: bundle.settings.port.get(),
             username: bundle.settings.username.to_string(),
             private_key: bundle.private_key.to_string(),
             known_hosts: bundle.known_hosts,

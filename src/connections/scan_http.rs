@@ -76,7 +76,7 @@ pub async fn scan_host_keys(
     service.remember_scan(&host, port, &keys);
     Ok(HttpResponse::Ok().json(HostKeyScanResponse {
         host: host.to_string(),
-        port,
+        port: port.get(),
         remote_host_key: keys.iter().map(|k| format!("{}\n", k.key)).collect(),
         keys: keys
             .into_iter()

@@ -23,7 +23,7 @@ use crate::keypairs::{
 use crate::names::Name;
 use crate::ssh::probe::probe;
 use crate::ssh::{
-    DiscoveredKey, Host, OutboundError, OutboundPolicy, ProbeError, ProbeReport, Username,
+    DiscoveredKey, Host, OutboundError, OutboundPolicy, Port, ProbeError, ProbeReport, Username,
 };
 use crate::store::{
     Aggregates, Change, CommandError, CommandMetadata, CommitError, Committed, Dependant, Page,
@@ -96,7 +96,7 @@ pub enum KeypairChoice {
 pub struct NewConnection {
     pub name: Name,
     pub host: Host,
-    pub port: u16,
+    pub port: Port,
     pub username: Username,
     pub keypair: KeypairChoice,
     pub remote_host_key: String,
@@ -108,7 +108,7 @@ pub struct NewConnection {
 pub struct ConnectionChanges {
     pub name: Option<Name>,
     pub host: Option<Host>,
-    pub port: Option<u16>,
+    pub port: Option<Port>,
     pub username: Option<Username>,
     pub keypair_id: Option<Uuid>,
     pub remote_host_key: Option<String>,
@@ -152,7 +152,7 @@ impl ConnectionService {
     pub async fn checked_address(
         &self,
         host: &Host,
-        port: u16,
+        port: Port,
         timeout: Duration,
     ) -> Result<SocketAddr, OutboundError> {
         self.policy.resolve(host, port, timeout).await
@@ -162,7 +162,7 @@ impl ConnectionService {
     async fn admit(
         &self,
         host: &Host,
-        port: u16,
+        port: Port,
         timeout_secs: u64,
     ) -> Result<(), ConnectionFailure> {
         self.policy
@@ -174,16 +174,19 @@ impl ConnectionService {
             })
     }
 
-    pub fn remember_scan(&self, host: &Host, port: u16, keys: &[DiscoveredKey]) {
+    pub fn remember_scan(&self, host: &Host, port: Port, keys: &[DiscoveredKey]) {
         let mut scans = self.scans.lock().unwrap_or_else(|p| p.into_inner());
         scans.retain(|_, (at, _)| at.elapsed() < SCAN_MEMORY);
-        scans.insert((host.to_string(), port), (Instant::now(), keys.to_vec()));
+        scans.insert(
+            (host.to_string(), port.get()),
+            (Instant::now(), keys.to_vec()),
+        );
     }
 
-    fn recent_scan(&self, host: &Host, port: u16) -> Vec<DiscoveredKey> {
+    fn recent_scan(&self, host: &Host, port: Port) -> Vec<DiscoveredKey> {
         let scans = self.scans.lock().unwrap_or_else(|p| p.into_inner());
         scans
-            .get(&(host.to_string(), port))
+            .get(&(host.to_string(), port.get()))
             .filter(|(at, _)| at.elapsed() < SCAN_MEMORY)
             .map(|(_, keys)| keys.clone())
             .unwrap_or_default()
@@ -192,7 +195,7 @@ impl ConnectionService {
     fn pin(
         &self,
         host: &Host,
-        port: u16,
+        port: Port,
         text: &str,
     ) -> Result<Vec<super::host_keys::PinnedHostKey>, ConnectionFailure> {
         super::host_keys::parse(text, &self.recent_scan(host, port))

@@ -1,9 +1,8 @@
 //! Field rules for connections, collected so one response names every bad field.
 
 use crate::gateway::{ApiError, FieldError};
-use crate::ssh::{Host, Username};
+use crate::ssh::{Host, Port, Username};
 
-pub const DEFAULT_PORT: u16 = 22;
 pub const DEFAULT_TIMEOUT_SECS: u64 = 10;
 
 #[derive(Default)]
@@ -45,12 +44,8 @@ pub fn host(text: &str) -> Result<Host, String> {
 }
 
 /// 1–65535, default 22. Taken as a wide integer so 0 and 70000 get a clear message.
-pub fn port(value: Option<i64>) -> Result<u16, String> {
-    match value {
-        None => Ok(DEFAULT_PORT),
-        Some(p) if (1..=65535).contains(&p) => u16::try_from(p).map_err(|e| e.to_string()),
-        Some(_) => Err("must be between 1 and 65535".to_owned()),
-    }
+pub fn port(value: Option<i64>) -> Result<Port, String> {
+    value.map_or(Ok(Port::SSH), |p| Port::parse(p).map_err(str::to_owned))
 }
 
 /// Seconds, 1–120, default 10.
@@ -75,7 +70,7 @@ mod tests {
 
     #[test]
     fn field_rules() {
-        assert_eq!(port(None), Ok(22));
+        assert_eq!(port(None), Ok(Port::SSH));
         assert!(port(Some(0)).is_err() && port(Some(70000)).is_err());
         assert_eq!(connect_timeout(Some(120)), Ok(120));
         assert!(connect_timeout(Some(0)).is_err());

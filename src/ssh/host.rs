@@ -2,6 +2,8 @@
 
 use std::net::IpAddr;
 
+use super::Port;
+
 /// An IP address, bare or in brackets.
 fn literal(text: &str) -> Option<IpAddr> {
     text.strip_prefix('[')
@@ -17,21 +19,9 @@ fn literal(text: &str) -> Option<IpAddr> {
 #[serde(try_from = "String", into = "String")]
 pub struct Host(String);
 
-impl TryFrom<String> for Host {
-    type Error = &'static str;
-
-    /// Reading a stored host: the rules every earlier version recorded hosts under, so
-    /// old events still load (what they name is checked again before any use).
-    fn try_from(text: String) -> Result<Self, Self::Error> {
-        Self::parse_stored(&text)
-    }
-}
-
-impl From<Host> for String {
-    fn from(host: Host) -> Self {
-        host.0
-    }
-}
+// Reading a stored host applies the rules every earlier version recorded hosts under,
+// so old events still load (what they name is checked again before any use).
+checked_text!(Host, stored: Host::parse_stored);
 
 impl Host {
     /// A host as a client writes it. An IP address is kept in its canonical form (what
@@ -84,27 +74,17 @@ impl Host {
         Ok(Self(name.to_ascii_lowercase()))
     }
 
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-
     pub fn ip(&self) -> Option<IpAddr> {
         self.0.parse().ok()
     }
 
     /// How OpenSSH writes it in known_hosts: `host` on port 22, `[host]:port` otherwise.
-    pub fn known_hosts_pattern(&self, port: u16) -> String {
-        if port == 22 {
+    pub fn known_hosts_pattern(&self, port: Port) -> String {
+        if port == Port::SSH {
             self.0.clone()
         } else {
             format!("[{}]:{port}", self.0)
         }
-    }
-}
-
-impl std::fmt::Display for Host {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
     }
 }
 
@@ -131,13 +111,18 @@ mod tests {
         ] {
             assert!(Host::parse(bad).is_err(), "{bad}");
         }
-        assert_eq!(Host::parse("nas").unwrap().known_hosts_pattern(22), "nas");
+        assert_eq!(
+            Host::parse("nas").unwrap().known_hosts_pattern(Port::SSH),
+            "nas"
+        );
         assert_eq!(
             Host::parse("1password.example").unwrap().as_str(),
             "1password.example"
         );
         assert_eq!(
-            Host::parse("::1").unwrap().known_hosts_pattern(2222),
+            Host::parse("::1")
+                .unwrap()
+                .known_hosts_pattern(Port::parse(2222).unwrap()),
             "[::1]:2222"
         );
     }

@@ -4,6 +4,7 @@
 pub mod client;
 mod host;
 mod policy;
+mod port;
 pub mod probe;
 pub mod scan;
 mod username;
@@ -11,6 +12,7 @@ mod username;
 pub use client::SshFailure;
 pub use host::Host;
 pub use policy::{OutboundError, OutboundPolicy};
+pub use port::Port;
 pub use probe::{ProbeError, ProbeFailure, ProbeReport, TestPhase};
 pub use scan::{DiscoveredKey, scan};
 pub use username::{DEFAULT_USERNAME, Username};

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use ipnet::IpNet;
 
+use super::Port;
 use super::host::Host;
 use crate::config::OutboundSettings;
 
@@ -64,16 +65,19 @@ impl OutboundPolicy {
     pub async fn resolve(
         &self,
         host: &Host,
-        port: u16,
+        port: Port,
         timeout: Duration,
     ) -> Result<SocketAddr, OutboundError> {
         let addresses: Vec<SocketAddr> = match host.ip() {
-            Some(ip) => vec![SocketAddr::new(ip, port)],
-            None => tokio::time::timeout(timeout, tokio::net::lookup_host((host.as_str(), port)))
-                .await
-                .map_err(|_| OutboundError::Timeout)?
-                .map_err(|e| OutboundError::Unresolvable(e.to_string()))?
-                .collect(),
+            Some(ip) => vec![SocketAddr::new(ip, port.get())],
+            None => tokio::time::timeout(
+                timeout,
+                tokio::net::lookup_host((host.as_str(), port.get())),
+            )
+            .await
+            .map_err(|_| OutboundError::Timeout)?
+            .map_err(|e| OutboundError::Unresolvable(e.to_string()))?
+            .collect(),
         };
         self.choose(&addresses)
     }
@@ -86,7 +90,7 @@ impl OutboundPolicy {
     pub async fn admits(
         &self,
         host: &Host,
-        port: u16,
+        port: Port,
         timeout: Duration,
     ) -> Result<(), OutboundError> {
         match self.resolve(host, port, timeout).await {
@@ -186,7 +190,7 @@ mod tests {
         let p = policy(&[], &["127.0.0.0/8", "::1/128"]);
         let host = Host::parse("localhost").unwrap();
         let refused = p
-            .resolve(&host, 22, Duration::from_secs(5))
+            .resolve(&host, Port::SSH, Duration::from_secs(5))
             .await
             .unwrap_err();
         assert!(
@@ -196,7 +200,7 @@ mod tests {
         let open = policy(&[], &[]);
         let ip = Host::parse("127.0.0.1").unwrap();
         assert_eq!(
-            open.resolve(&ip, 2222, Duration::from_secs(1))
+            open.resolve(&ip, Port::parse(2222).unwrap(), Duration::from_secs(1))
                 .await
                 .unwrap()
                 .port(),

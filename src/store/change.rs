@@ -35,10 +35,14 @@ pub struct Change {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) enum SideEdit {
     /// `owner` holds `normalized` among the names of `kind`, and no other name of it.
+    /// When another owner holds it already, the change is refused with `NameTaken`,
+    /// unless `if_free` (a rebuild over data older than a reservation, which may hold
+    /// duplicates: the first keeps the name).
     HoldName {
         kind: &'static str,
         owner: String,
         normalized: String,
+        if_free: bool,
     },
     /// `owner` holds no name of `kind` any more.
     ReleaseNames {
@@ -57,13 +61,6 @@ pub(super) enum SideEdit {
     DependOn {
         target: String,
         dependant: Dependant,
-    },
-    /// Like `HoldName`, but a name already held by another owner is left to it (a
-    /// rebuild over data older than the reservation, which may hold duplicates).
-    HoldNameIfFree {
-        kind: &'static str,
-        owner: String,
-        normalized: String,
     },
     /// `dependant` uses nothing.
     DropDependant {
@@ -130,15 +127,17 @@ impl Change {
             kind,
             owner: owner.to_owned(),
             normalized: normalized.to_owned(),
+            if_free: false,
         });
     }
 
-    /// Holds the name unless another owner has it already (see `SideEdit::HoldNameIfFree`).
+    /// Holds the name unless another owner has it already (see `SideEdit::HoldName`).
     pub fn hold_name_if_free(&mut self, kind: &'static str, owner: &str, normalized: &str) {
-        self.edits.push(SideEdit::HoldNameIfFree {
+        self.edits.push(SideEdit::HoldName {
             kind,
             owner: owner.to_owned(),
             normalized: normalized.to_owned(),
+            if_free: true,
         });
     }
 
@@ -225,6 +224,7 @@ macro_rules! apply_edit {
                 kind,
                 owner,
                 normalized,
+                if_free,
             } => {
                 sqlx::query(
                     "DELETE FROM name_reservations WHERE kind = $1 AND owner = $2 \
@@ -251,24 +251,9 @@ macro_rules! apply_edit {
                 .bind(normalized)
                 .fetch_optional(&mut *$tx)
                 .await?;
-                if holder.as_deref() != Some(owner.as_str()) {
+                if !*if_free && holder.as_deref() != Some(owner.as_str()) {
                     return Err(CommitError::NameTaken { kind });
                 }
-            }
-            SideEdit::HoldNameIfFree {
-                kind,
-                owner,
-                normalized,
-            } => {
-                sqlx::query(
-                    "INSERT INTO name_reservations (kind, normalized, owner) VALUES ($1, $2, $3) \
-                     ON CONFLICT (kind, normalized) DO NOTHING",
-                )
-                .bind(*kind)
-                .bind(normalized)
-                .bind(owner)
-                .execute(&mut *$tx)
-                .await?;
             }
             SideEdit::ReleaseNames { kind, owner } => {
                 sqlx::query("DELETE FROM name_reservations WHERE kind = $1 AND owner = $2")

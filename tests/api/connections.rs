@@ -5,11 +5,11 @@ use std::process::Command;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::on_both_stores;
 use crate::support::db::raw_events;
 use crate::support::ssh_tools::write_key;
 use crate::support::sshd::{Sshd, login_user};
 use crate::support::{Backend, TestApp, TestDb, problem};
+use crate::{on_both_stores, once_on_sqlite};
 
 const SCAN: &str = "/api/v1/ssh/host-key-scan";
 const CONNECTIONS: &str = "/api/v1/ssh-connections";
@@ -1084,11 +1084,12 @@ async fn exported_aliases_are_unique(backend: Backend) {
     crate::atomicity::assert_consistent(&db, "after the alias refusals").await;
 }
 
+once_on_sqlite!(bad_values_are_refused_field_by_field);
+
 on_both_stores!(
     exported_aliases_are_unique,
     connections_are_listed_and_their_fields_patched,
     a_connection_is_tested_pinned_and_usable_by_stock_ssh,
-    bad_values_are_refused_field_by_field,
     deleting_a_keypair_in_use_refuses_or_cascades,
     a_keypair_generated_with_the_connection_is_not_kept_if_it_fails,
 );

@@ -3,7 +3,7 @@
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::on_both_stores;
+use crate::once_on_sqlite;
 use crate::support::db::raw_events;
 use crate::support::ssh_tools::{
     fingerprint_of, key_part, make_key, ssh_keygen, with_bcrypt_rounds, write_key,
@@ -416,7 +416,8 @@ async fn bad_keys_are_refused_with_the_field_named(backend: Backend) {
     .await;
 }
 
-on_both_stores!(
+// Key material and its validation do not depend on the store.
+once_on_sqlite!(
     every_algorithm_and_size_interoperates_with_ssh_keygen,
     keys_made_by_ssh_keygen_import_in_every_format,
     bad_keys_are_refused_with_the_field_named,
