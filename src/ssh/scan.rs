@@ -45,28 +45,20 @@ impl DiscoveredKey {
     }
 }
 
+/// The accepted host-key algorithms, one group per key family: a server offers one key
+/// per family, and each handshake can show only one.
 fn families() -> [Vec<Algorithm>; 3] {
+    let of = |family: fn(&Algorithm) -> bool| {
+        client::HOST_KEY_ALGORITHMS
+            .iter()
+            .filter(|algorithm| family(algorithm))
+            .cloned()
+            .collect()
+    };
     [
-        vec![Algorithm::Ed25519],
-        vec![
-            Algorithm::Ecdsa {
-                curve: EcdsaCurve::NistP256,
-            },
-            Algorithm::Ecdsa {
-                curve: EcdsaCurve::NistP384,
-            },
-            Algorithm::Ecdsa {
-                curve: EcdsaCurve::NistP521,
-            },
-        ],
-        vec![
-            Algorithm::Rsa {
-                hash: Some(HashAlg::Sha512),
-            },
-            Algorithm::Rsa {
-                hash: Some(HashAlg::Sha256),
-            },
-        ],
+        of(|a| matches!(a, Algorithm::Ed25519)),
+        of(|a| matches!(a, Algorithm::Ecdsa { .. })),
+        of(|a| matches!(a, Algorithm::Rsa { .. })),
     ]
 }
 
@@ -107,5 +99,23 @@ pub async fn scan(addr: SocketAddr, timeout: Duration) -> Result<Vec<DiscoveredK
         (false, _) => Ok(keys),
         (true, Some(failure)) => Err(failure),
         (true, None) => Err(SshFailure::NoAcceptableHostKey),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every accepted algorithm is tried in exactly one handshake, and no handshake is
+    /// empty: discovery shows every key family the policy accepts.
+    #[test]
+    fn families_split_the_accepted_algorithms() {
+        let families = families();
+        assert!(families.iter().all(|family| !family.is_empty()));
+        let mut tried: Vec<Algorithm> = families.concat();
+        let mut accepted = client::HOST_KEY_ALGORITHMS.to_vec();
+        tried.sort_by_key(|a| a.to_string());
+        accepted.sort_by_key(|a| a.to_string());
+        assert_eq!(tried, accepted);
     }
 }
