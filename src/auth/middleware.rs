@@ -4,22 +4,47 @@
 
 use actix_web::body::{BoxBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
-use actix_web::http::header;
+use std::net::IpAddr;
+use std::time::Instant;
+
+use actix_web::http::{StatusCode, header};
 use actix_web::middleware::Next;
 use actix_web::{HttpMessage, web};
 
 use super::aggregate::Rejection;
 use super::service::{ApiKeyService, AuthFailure};
-use crate::gateway::ApiError;
+use super::throttle::FailureThrottle;
+use crate::gateway::{ApiError, TrustedProxies};
 
 pub async fn require_api_key(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
+    let throttle = req
+        .app_data::<web::Data<FailureThrottle>>()
+        .cloned()
+        .zip(source_address(&req));
+    if let Some((throttle, source)) = &throttle
+        && let Some(wait) = throttle.blocked(*source, Instant::now())
+    {
+        return Ok(req.error_response(ApiError::too_many_requests(
+            "too_many_failed_authentications",
+            format!("too many failed authentications from this address; retry in {wait} s"),
+            wait,
+        )));
+    }
     let outcome = match req.app_data::<web::Data<ApiKeyService>>() {
         Some(service) => authenticate(&req, service).await,
         None => Err(ApiError::internal("the API key service is not registered")),
     };
+    // A key that was presented and refused counts; a request without any key does not
+    // (it guesses nothing).
+    if let (Err(error), Some((throttle, source))) = (&outcome, &throttle)
+        && error.status() == StatusCode::UNAUTHORIZED
+        && error.code() != "missing_api_key"
+    {
+        throttle.failed(*source, Instant::now());
+    }
     match outcome {
         Ok(principal) => {
             tracing::Span::current().record("actor", tracing::field::display(&principal.key_id));
@@ -30,6 +55,19 @@ pub async fn require_api_key(
         // logs its cause (a store fault during authentication included).
         Err(error) => Ok(req.error_response(error)),
     }
+}
+
+/// The client's address as the rest of the request sees it (`trusted_proxies`).
+fn source_address(req: &ServiceRequest) -> Option<IpAddr> {
+    let proxies = req
+        .app_data::<TrustedProxies>()
+        .cloned()
+        .unwrap_or_default();
+    let forwarded = req
+        .headers()
+        .get("x-forwarded-for")
+        .and_then(|v| v.to_str().ok());
+    proxies.client_address(req.peer_addr().map(|a| a.ip()), forwarded)
 }
 
 async fn authenticate(

@@ -8,6 +8,7 @@ mod middleware;
 mod plugin;
 mod scope;
 mod service;
+mod throttle;
 mod token;
 mod view;
 
@@ -16,5 +17,6 @@ pub use middleware::require_api_key;
 pub use plugin::ApiKeysPlugin;
 pub use scope::{RequiredScope, Scope, grants, require};
 pub use service::{ApiKeyService, AuthFailure, Principal};
+pub use throttle::FailureThrottle;
 pub use token::ApiKeySecret;
 pub use view::ApiKeyView;

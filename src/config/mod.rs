@@ -96,6 +96,9 @@ pub struct Limits {
     pub body_bytes: usize,
     /// How long one request may take before it is answered with 503.
     pub request_timeout: Duration,
+    /// Failed authentications one source address may make per minute before its
+    /// requests get 429 until the minute is over.
+    pub auth_failures_per_minute: u32,
 }
 
 #[derive(Debug, Clone)]
@@ -250,6 +253,13 @@ impl Settings {
                 1,
                 3600,
             )?),
+            auth_failures_per_minute: number_or(
+                "limits.auth_failures_per_minute",
+                raw.limits.auth_failures_per_minute,
+                60,
+                1,
+                1_000_000,
+            )?,
         };
         let database = DatabaseSettings {
             max_connections: number_or(

@@ -25,7 +25,7 @@ use super::services::SharedServices;
 use super::tracing_span::CredgateRootSpan;
 use super::{health, responses, tls};
 use crate::auth::bootstrap::{Bootstrap, ensure_admin_key};
-use crate::auth::{ApiKeyService, require_api_key};
+use crate::auth::{ApiKeyService, FailureThrottle, require_api_key};
 use crate::clock::Clock;
 use crate::config::{Settings, redact_url_password};
 use crate::secrets::{MasterKey, Secrets};
@@ -169,11 +169,15 @@ impl Application {
         let known_routes = limits::KnownRoutes::from_document(&document);
         let api_keys = web::Data::from(api_keys);
         let store_data = web::Data::new(store.clone());
+        let throttle = web::Data::new(FailureThrottle::new(
+            runtime.settings.limits.auth_failures_per_minute,
+        ));
         let https = tls_config.is_some();
         let factory = move || {
             App::new()
                 .app_data(store_data.clone())
                 .app_data(api_keys.clone())
+                .app_data(throttle.clone())
                 .app_data(clock_data.clone())
                 .app_data(BodyLimit(runtime.settings.limits.body_bytes))
                 .app_data(RequestTimeout(runtime.settings.limits.request_timeout))

@@ -25,8 +25,8 @@ pub use plugin::{Plugin, select_plugins};
 pub use problem::{ApiError, FieldError, PROBLEM_JSON, Problem, rejection};
 pub use request_id::{REQUEST_ID_HEADER, RequestId, current_request_id};
 pub use responses::{
-    BadRequest, Conflict, Forbidden, NotFound, PayloadTooLarge, PreconditionFailed, Unauthorized,
-    Unavailable, Unprocessable, UnsupportedMediaType,
+    BadRequest, Conflict, Forbidden, NotFound, PayloadTooLarge, PreconditionFailed,
+    TooManyRequests, Unauthorized, Unavailable, Unprocessable, UnsupportedMediaType,
 };
 pub use services::SharedServices;
 pub use versioning::{IfMatch, PlainText, Versioned, etag};

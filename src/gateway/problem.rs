@@ -155,6 +155,17 @@ impl ApiError {
         )
     }
 
+    /// 429 with `Retry-After`.
+    pub fn too_many_requests(
+        code: &'static str,
+        detail: impl Into<String>,
+        retry_after_secs: u32,
+    ) -> Self {
+        let mut error = Self::new(StatusCode::TOO_MANY_REQUESTS, code, detail);
+        error.0.retry_after_secs = Some(retry_after_secs.max(1));
+        error
+    }
+
     pub fn unavailable(code: &'static str, detail: impl Into<String>) -> Self {
         let mut error = Self::new(StatusCode::SERVICE_UNAVAILABLE, code, detail);
         error.0.retry_after_secs = Some(1);
@@ -191,6 +202,10 @@ impl ApiError {
     pub fn with_member(mut self, name: &str, value: serde_json::Value) -> Self {
         self.0.extra.insert(name.to_owned(), value);
         self
+    }
+
+    pub fn status(&self) -> StatusCode {
+        self.0.status
     }
 
     pub fn code(&self) -> &'static str {

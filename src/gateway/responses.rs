@@ -53,6 +53,8 @@ problem_responses! {
     UnsupportedMediaType => "The body must be `application/json` (`unsupported_media_type`)",
     /// 422: a field is missing, unknown, of the wrong type or not valid.
     Unprocessable => "Invalid fields; `errors` names each one (`validation_failed`)",
+    /// 429: too many failed authentications from this address.
+    TooManyRequests => "Too many failed authentications from this address (`too_many_failed_authentications`); wait `Retry-After` seconds",
     /// 503: the store did not answer in time, or the request outran its time limit.
     Unavailable => "The store is unavailable or the request took too long (`store_unavailable`, `request_timeout`); retry later",
 }
@@ -112,6 +114,7 @@ fn complete(operation: &mut Operation) {
         ("400", "BadRequest"),
         ("401", "Unauthorized"),
         ("403", "Forbidden"),
+        ("429", "TooManyRequests"),
         ("503", "Unavailable"),
     ];
     if operation.request_body.is_some() {

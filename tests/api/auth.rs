@@ -398,3 +398,50 @@ async fn side_effects_on_another_capability_need_its_scope() {
         .await;
     assert_eq!(listed.status(), StatusCode::OK, "the connection survived");
 }
+
+/// Guessing keys is slowed down per client address: after the limit, 429 with
+/// `Retry-After` for that address (a valid key included) and nobody else; requests
+/// without a key guess nothing and do not count.
+#[tokio::test]
+async fn failed_authentications_are_limited_per_address() {
+    let db = TestDb::create(Backend::Sqlite).await;
+    let app = TestApp::spawn_with(&db.url, |settings| {
+        settings.limits.auth_failures_per_minute = 5;
+        settings.trusted_proxies = vec!["127.0.0.0/8".parse().unwrap()];
+    })
+    .await;
+    let from = |address: &str, key: Option<&str>| {
+        let mut request = app
+            .client
+            .get(app.url("/api/v1/api-keys"))
+            .header("x-forwarded-for", address);
+        if let Some(key) = key {
+            request = request.bearer_auth(key);
+        }
+        request.send()
+    };
+    let guess = "cg_this-is-not-a-key-but-looks-like-one-0123456789";
+    for _ in 0..10 {
+        let response = from("203.0.113.5", None).await.unwrap();
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    }
+    for _ in 0..5 {
+        let response = from("203.0.113.5", Some(guess)).await.unwrap();
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    }
+    let limited = from("203.0.113.5", Some(&app.admin_key)).await.unwrap();
+    let wait: u32 = limited.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=61).contains(&wait), "{wait}");
+    let body = problem(limited, StatusCode::TOO_MANY_REQUESTS).await;
+    assert_eq!(body["code"], "too_many_failed_authentications");
+    let elsewhere = from("198.51.100.9", Some(&app.admin_key)).await.unwrap();
+    assert_eq!(
+        elsewhere.status(),
+        StatusCode::OK,
+        "other addresses are not affected"
+    );
+}

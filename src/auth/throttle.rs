@@ -1,0 +1,96 @@
+//! Guessing API keys from one address is slowed down: after `limit` failed
+//! authentications in a minute, that address gets 429 (with `Retry-After`) for the rest
+//! of the minute, valid key or not, without the store being asked. Kept in memory per
+//! process (each instance counts its own), keyed by the client address the request
+//! carries (`trusted_proxies` decides which one that is).
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+const WINDOW: Duration = Duration::from_secs(60);
+
+/// How many addresses are tracked at most; beyond it, stale entries are dropped, and if
+/// all are fresh a new address is not tracked (memory stays bounded under an attack from
+/// many addresses; each of them still pays the full key check).
+const MAX_TRACKED: usize = 10_000;
+
+pub struct FailureThrottle {
+    limit: u32,
+    windows: Mutex<HashMap<IpAddr, (Instant, u32)>>,
+}
+
+impl FailureThrottle {
+    pub fn new(limit: u32) -> Self {
+        Self {
+            limit,
+            windows: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// `Some(seconds to wait)` while `source` is over its limit.
+    pub fn blocked(&self, source: IpAddr, now: Instant) -> Option<u32> {
+        let windows = self.windows.lock().unwrap_or_else(|p| p.into_inner());
+        let (started, failures) = windows.get(&source)?;
+        let elapsed = now.saturating_duration_since(*started);
+        if elapsed >= WINDOW || *failures < self.limit {
+            return None;
+        }
+        let left = WINDOW - elapsed;
+        let seconds = left.as_secs() + u64::from(left.subsec_nanos() > 0);
+        Some(u32::try_from(seconds).unwrap_or(60))
+    }
+
+    /// Counts one failed authentication from `source`.
+    pub fn failed(&self, source: IpAddr, now: Instant) {
+        let mut windows = self.windows.lock().unwrap_or_else(|p| p.into_inner());
+        if windows.len() >= MAX_TRACKED && !windows.contains_key(&source) {
+            windows.retain(|_, (started, _)| now.saturating_duration_since(*started) < WINDOW);
+            if windows.len() >= MAX_TRACKED {
+                return;
+            }
+        }
+        let entry = windows.entry(source).or_insert((now, 0));
+        if now.saturating_duration_since(entry.0) >= WINDOW {
+            *entry = (now, 0);
+        }
+        entry.1 = entry.1.saturating_add(1);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_source_is_blocked_after_its_limit_until_the_minute_ends() {
+        let throttle = FailureThrottle::new(3);
+        let (a, b): (IpAddr, IpAddr) = ("192.0.2.1".parse().unwrap(), "192.0.2.2".parse().unwrap());
+        let start = Instant::now();
+        for _ in 0..2 {
+            throttle.failed(a, start);
+        }
+        assert_eq!(throttle.blocked(a, start), None, "under the limit");
+        throttle.failed(a, start);
+        assert_eq!(throttle.blocked(a, start), Some(60));
+        assert_eq!(
+            throttle.blocked(a, start + Duration::from_secs(50)),
+            Some(10)
+        );
+        assert_eq!(
+            throttle.blocked(a, start + Duration::from_millis(59_500)),
+            Some(1),
+            "rounded up"
+        );
+        assert_eq!(
+            throttle.blocked(b, start),
+            None,
+            "other sources are not affected"
+        );
+        let later = start + WINDOW;
+        assert_eq!(throttle.blocked(a, later), None, "a new minute");
+        throttle.failed(a, later);
+        assert_eq!(throttle.blocked(a, later), None, "counting starts again");
+    }
+}
