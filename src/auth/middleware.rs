@@ -4,7 +4,6 @@
 
 use actix_web::body::{BoxBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
-use std::net::IpAddr;
 use std::time::Instant;
 
 use actix_web::http::{StatusCode, header};
@@ -14,7 +13,7 @@ use actix_web::{HttpMessage, web};
 use super::aggregate::Rejection;
 use super::service::{ApiKeyService, AuthFailure};
 use super::throttle::FailureThrottle;
-use crate::gateway::{ApiError, TrustedProxies};
+use crate::gateway::{ApiError, client_of};
 
 pub async fn require_api_key(
     req: ServiceRequest,
@@ -23,7 +22,7 @@ pub async fn require_api_key(
     let throttle = req
         .app_data::<web::Data<FailureThrottle>>()
         .cloned()
-        .zip(source_address(&req));
+        .zip(client_of(req.request()));
     if let Some((throttle, source)) = &throttle
         && let Some(wait) = throttle.blocked(*source, Instant::now())
     {
@@ -55,19 +54,6 @@ pub async fn require_api_key(
         // logs its cause (a store fault during authentication included).
         Err(error) => Ok(req.error_response(error)),
     }
-}
-
-/// The client's address as the rest of the request sees it (`trusted_proxies`).
-fn source_address(req: &ServiceRequest) -> Option<IpAddr> {
-    let proxies = req
-        .app_data::<TrustedProxies>()
-        .cloned()
-        .unwrap_or_default();
-    let forwarded = req
-        .headers()
-        .get("x-forwarded-for")
-        .and_then(|v| v.to_str().ok());
-    proxies.client_address(req.peer_addr().map(|a| a.ip()), forwarded)
 }
 
 async fn authenticate(

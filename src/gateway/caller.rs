@@ -52,6 +52,21 @@ impl TrustedProxies {
     }
 }
 
+/// The client's address for this request: the peer, or what a trusted proxy says
+/// (`trusted_proxies`). The one place it is decided, for event metadata and for the
+/// failed-authentication limit alike.
+pub fn client_of(req: &HttpRequest) -> Option<IpAddr> {
+    let proxies = req
+        .app_data::<TrustedProxies>()
+        .cloned()
+        .unwrap_or_default();
+    let forwarded = req
+        .headers()
+        .get("x-forwarded-for")
+        .and_then(|v| v.to_str().ok());
+    proxies.client_address(req.peer_addr().map(|a| a.ip()), forwarded)
+}
+
 #[derive(Debug, Clone)]
 pub struct Caller {
     pub principal: Principal,
@@ -98,17 +113,7 @@ impl FromRequest for Caller {
             .get::<RequestId>()
             .map(|r| r.0.clone())
             .unwrap_or_default();
-        let proxies = req
-            .app_data::<TrustedProxies>()
-            .cloned()
-            .unwrap_or_default();
-        let forwarded = req
-            .headers()
-            .get("x-forwarded-for")
-            .and_then(|v| v.to_str().ok());
-        let source_address = proxies
-            .client_address(req.peer_addr().map(|a| a.ip()), forwarded)
-            .map(|ip| ip.to_string());
+        let source_address = client_of(req).map(|ip| ip.to_string());
         let user_agent = req
             .headers()
             .get(header::USER_AGENT)

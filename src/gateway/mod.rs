@@ -19,7 +19,7 @@ mod tracing_span;
 mod versioning;
 
 pub use app::{Application, Runtime, StartOptions, all_projections, api_document, open_store};
-pub use caller::{Authorized, Caller, TrustedProxies};
+pub use caller::{Authorized, Caller, TrustedProxies, client_of};
 pub use json::{BodyLimit, JsonBody, JsonBodyOrEmpty};
 pub use plugin::{Plugin, select_plugins};
 pub use problem::{ApiError, FieldError, PROBLEM_JSON, Problem, rejection};
