@@ -18,13 +18,19 @@ const MAX_TRACKED: usize = 10_000;
 
 pub struct FailureThrottle {
     limit: u32,
+    max_tracked: usize,
     windows: Mutex<HashMap<IpAddr, (Instant, u32)>>,
 }
 
 impl FailureThrottle {
     pub fn new(limit: u32) -> Self {
+        Self::tracking_at_most(limit, MAX_TRACKED)
+    }
+
+    fn tracking_at_most(limit: u32, max_tracked: usize) -> Self {
         Self {
             limit,
+            max_tracked,
             windows: Mutex::new(HashMap::new()),
         }
     }
@@ -45,9 +51,9 @@ impl FailureThrottle {
     /// Counts one failed authentication from `source`.
     pub fn failed(&self, source: IpAddr, now: Instant) {
         let mut windows = self.windows.lock().unwrap_or_else(|p| p.into_inner());
-        if windows.len() >= MAX_TRACKED && !windows.contains_key(&source) {
+        if windows.len() >= self.max_tracked && !windows.contains_key(&source) {
             windows.retain(|_, (started, _)| now.saturating_duration_since(*started) < WINDOW);
-            if windows.len() >= MAX_TRACKED {
+            if windows.len() >= self.max_tracked {
                 return;
             }
         }
@@ -92,5 +98,66 @@ mod tests {
         assert_eq!(throttle.blocked(a, later), None, "a new minute");
         throttle.failed(a, later);
         assert_eq!(throttle.blocked(a, later), None, "counting starts again");
+    }
+
+    fn address(last: u8) -> IpAddr {
+        IpAddr::from([192, 0, 2, last])
+    }
+
+    #[test]
+    fn at_the_cap_a_new_address_is_not_tracked_while_all_are_fresh() {
+        let throttle = FailureThrottle::tracking_at_most(1, 2);
+        let start = Instant::now();
+        throttle.failed(address(1), start);
+        throttle.failed(address(2), start);
+        throttle.failed(address(3), start);
+        assert_eq!(throttle.blocked(address(1), start), Some(60));
+        assert_eq!(throttle.blocked(address(2), start), Some(60));
+        assert_eq!(
+            throttle.blocked(address(3), start),
+            None,
+            "not tracked: the map is full of fresh entries"
+        );
+        assert_eq!(throttle.windows.lock().unwrap().len(), 2);
+    }
+
+    #[test]
+    fn at_the_cap_stale_entries_make_room_and_known_addresses_keep_counting() {
+        let throttle = FailureThrottle::tracking_at_most(2, 2);
+        let start = Instant::now();
+        throttle.failed(address(1), start);
+        let later = start + Duration::from_secs(30);
+        throttle.failed(address(2), later);
+        throttle.failed(address(2), later);
+        assert_eq!(throttle.blocked(address(2), later), Some(60));
+
+        let next_minute = start + WINDOW;
+        throttle.failed(address(3), next_minute);
+        throttle.failed(address(3), next_minute);
+        assert_eq!(
+            throttle.blocked(address(3), next_minute),
+            Some(60),
+            "the stale entry made room"
+        );
+        assert_eq!(
+            throttle.blocked(address(2), next_minute),
+            Some(30),
+            "the fresh entry was kept"
+        );
+        let windows = throttle.windows.lock().unwrap();
+        assert_eq!(windows.len(), 2);
+        assert!(
+            !windows.contains_key(&address(1)),
+            "the stale entry was dropped"
+        );
+    }
+
+    #[test]
+    fn a_known_address_is_counted_even_when_the_map_is_full() {
+        let throttle = FailureThrottle::tracking_at_most(2, 1);
+        let start = Instant::now();
+        throttle.failed(address(1), start);
+        throttle.failed(address(1), start);
+        assert_eq!(throttle.blocked(address(1), start), Some(60));
     }
 }
