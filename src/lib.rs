@@ -47,6 +47,7 @@ pub mod files;
 pub mod gateway;
 pub mod keypairs;
 pub mod names;
+pub mod pairing;
 pub mod plugins;
 pub mod secrets;
 pub mod ssh;

@@ -8,6 +8,7 @@ use crate::clock::SystemClock;
 use crate::connections::ConnectionsPlugin;
 use crate::gateway::{Plugin, StartOptions, api_document};
 use crate::keypairs::KeypairsPlugin;
+use crate::pairing::PairingPlugin;
 
 /// Every plugin, in mounting order (a plugin comes after the ones it requires: its
 /// `start` takes their services).
@@ -16,6 +17,7 @@ pub fn all() -> Vec<Arc<dyn Plugin>> {
         Arc::new(ApiKeysPlugin),
         Arc::new(KeypairsPlugin::default()),
         Arc::new(ConnectionsPlugin::default()),
+        Arc::new(PairingPlugin::default()),
     ]
 }
 

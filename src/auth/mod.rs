@@ -18,5 +18,5 @@ pub use plugin::ApiKeysPlugin;
 pub use scope::{RequiredScope, Scope, grants, require};
 pub use service::{ApiKeyService, AuthFailure, Principal};
 pub use throttle::FailureThrottle;
-pub use token::ApiKeySecret;
+pub use token::{ApiKeySecret, SecretDigest, digest_of};
 pub use view::ApiKeyView;

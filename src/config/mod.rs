@@ -129,7 +129,30 @@ pub struct Settings {
     pub projection_poll_interval: Duration,
     /// Where credgate may connect to (SSH host-key scans, connection tests, pairing).
     pub outbound: OutboundSettings,
+    /// The remote side of semi-automatic setup (the `pairing` plugin).
+    pub pairing: PairingSettings,
 }
+
+/// What the `pairing` plugin may do on this host.
+#[derive(Debug, Clone)]
+pub struct PairingSettings {
+    /// Local users a caller may pair a key for (login names, checked like usernames).
+    pub allowed_users: Vec<String>,
+    /// Where a user's authorized_keys file is: `{user}` and `{home}` are replaced.
+    pub authorized_keys_path: String,
+    /// authorized_keys options put in front of every paired key (e.g. `restrict`).
+    pub key_options: Option<String>,
+    /// The SSH port callers are told to use.
+    pub ssh_port: u16,
+    /// The host's public host-key files (`*` in the file name matches any text).
+    pub host_key_files: Vec<String>,
+    /// Where a passwordless `zfs` sudo drop-in is written when a caller asks for sudo;
+    /// `None`: sudo is never granted.
+    pub sudoers_dir: Option<PathBuf>,
+}
+
+pub const DEFAULT_AUTHORIZED_KEYS_PATH: &str = "{home}/.ssh/authorized_keys";
+pub const DEFAULT_HOST_KEY_FILES: &str = "/etc/ssh/ssh_host_*_key.pub";
 
 /// Outbound address policy. An empty `allow` allows every address not denied.
 #[derive(Debug, Clone, Default)]
@@ -234,6 +257,7 @@ impl Settings {
             allow: cidr_list("outbound.allow", raw.outbound.allow)?,
             deny: cidr_list("outbound.deny", raw.outbound.deny)?,
         };
+        let pairing = pairing_settings(raw.pairing)?;
         let workers = match raw.workers {
             None => None,
             Some(s) => Some(parse_number::<usize>("workers", &s.0, 1, 256)?),
@@ -299,8 +323,66 @@ impl Settings {
             database,
             projection_poll_interval,
             outbound,
+            pairing,
         })
     }
+}
+
+fn pairing_settings(raw: raw::RawPairing) -> Result<PairingSettings, ConfigError> {
+    let allowed_users = match raw.allowed_users {
+        None => vec!["root".to_owned()],
+        Some(List(users)) => users,
+    };
+    if let Some(bad) = allowed_users
+        .iter()
+        .find(|u| crate::ssh::Username::parse(u).is_err())
+    {
+        return Err(ConfigError::new(
+            "pairing.allowed_users",
+            &format!("`{bad}` is not a login name (^[a-z_][a-z0-9_.-]{{0,31}}$)"),
+        ));
+    }
+    let authorized_keys_path = text(
+        raw.authorized_keys_path.as_ref(),
+        DEFAULT_AUTHORIZED_KEYS_PATH,
+    )
+    .to_owned();
+    if !authorized_keys_path.starts_with('/') && !authorized_keys_path.starts_with("{home}") {
+        return Err(ConfigError::new(
+            "pairing.authorized_keys_path",
+            "must be an absolute path or start with `{home}`",
+        ));
+    }
+    let key_options = raw
+        .key_options
+        .map(|s| s.0.trim().to_owned())
+        .filter(|s| !s.is_empty());
+    if let Some(options) = &key_options
+        && (options.chars().any(char::is_control)
+            || options.contains(char::is_whitespace) && !options.contains('"'))
+    {
+        return Err(ConfigError::new(
+            "pairing.key_options",
+            "must be one authorized_keys options field (comma-separated, no control characters; quote values that contain spaces)",
+        ));
+    }
+    let ssh_port = number_or("pairing.ssh_port", raw.ssh_port, 22u16, 1, 65535)?;
+    let host_key_files = match raw.host_key_files {
+        None => vec![DEFAULT_HOST_KEY_FILES.to_owned()],
+        Some(List(files)) => files,
+    };
+    let sudoers_dir = raw
+        .sudoers_dir
+        .map(|s| PathBuf::from(s.0.trim()))
+        .filter(|p| !p.as_os_str().is_empty());
+    Ok(PairingSettings {
+        allowed_users,
+        authorized_keys_path,
+        key_options,
+        ssh_port,
+        host_key_files,
+        sudoers_dir,
+    })
 }
 
 fn cidr_list(name: &str, list: Option<List>) -> Result<Vec<IpNet>, ConfigError> {
@@ -398,6 +480,42 @@ mod tests {
     }
 
     #[test]
+    fn pairing_defaults_and_overrides() {
+        let s = Settings::load_from(None, vars(&[])).unwrap();
+        assert_eq!(s.pairing.allowed_users, vec!["root".to_owned()]);
+        assert_eq!(
+            s.pairing.authorized_keys_path,
+            "{home}/.ssh/authorized_keys"
+        );
+        assert_eq!(s.pairing.ssh_port, 22);
+        assert_eq!(
+            s.pairing.host_key_files,
+            vec!["/etc/ssh/ssh_host_*_key.pub"]
+        );
+        assert!(s.pairing.sudoers_dir.is_none() && s.pairing.key_options.is_none());
+        let s = Settings::load_from(
+            None,
+            vars(&[
+                ("CREDGATE_PAIRING__ALLOWED_USERS", "root, backup"),
+                (
+                    "CREDGATE_PAIRING__KEY_OPTIONS",
+                    "restrict,from=\"10.0.0.0/8\"",
+                ),
+                ("CREDGATE_PAIRING__SSH_PORT", "2222"),
+                ("CREDGATE_PAIRING__SUDOERS_DIR", "/etc/sudoers.d"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(s.pairing.allowed_users, vec!["root", "backup"]);
+        assert_eq!(
+            s.pairing.key_options.as_deref(),
+            Some("restrict,from=\"10.0.0.0/8\"")
+        );
+        assert_eq!(s.pairing.ssh_port, 2222);
+        assert_eq!(s.pairing.sudoers_dir, Some(PathBuf::from("/etc/sudoers.d")));
+    }
+
+    #[test]
     fn defaults_are_safe() {
         let s = Settings::load_from(None, vars(&[])).unwrap();
         assert_eq!(s.listen.to_string(), "127.0.0.1:8080");
@@ -458,6 +576,22 @@ mod tests {
             ("CREDGATE_TLS__CERT_FILE", "/c.pem", "`tls.key_file`"),
             ("CREDGATE_OUTBOUND__DENY", "127.0.0.1/33", "`outbound.deny`"),
             ("CREDGATE_OUTBOUND__ALLOW", "somewhere", "`outbound.allow`"),
+            (
+                "CREDGATE_PAIRING__ALLOWED_USERS",
+                "root,Bad User",
+                "`pairing.allowed_users`",
+            ),
+            (
+                "CREDGATE_PAIRING__AUTHORIZED_KEYS_PATH",
+                "relative/keys",
+                "`pairing.authorized_keys_path`",
+            ),
+            ("CREDGATE_PAIRING__SSH_PORT", "0", "`pairing.ssh_port`"),
+            (
+                "CREDGATE_PAIRING__KEY_OPTIONS",
+                "restrict\nfrom=x",
+                "`pairing.key_options`",
+            ),
             ("CREDGATE_LISTN", "x", "listn"),
         ];
         for (var, value, expected) in cases {

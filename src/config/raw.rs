@@ -86,6 +86,19 @@ pub struct RawSettings {
     pub projections: RawProjections,
     #[serde(default)]
     pub outbound: RawOutbound,
+    #[serde(default)]
+    pub pairing: RawPairing,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPairing {
+    pub allowed_users: Option<List>,
+    pub authorized_keys_path: Option<Scalar>,
+    pub key_options: Option<Scalar>,
+    pub ssh_port: Option<Scalar>,
+    pub host_key_files: Option<List>,
+    pub sudoers_dir: Option<Scalar>,
 }
 
 #[derive(Debug, Default, Deserialize)]

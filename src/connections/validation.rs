@@ -1,43 +1,9 @@
 //! Field rules for connections, collected so one response names every bad field.
 
-use crate::gateway::{ApiError, FieldError};
+pub use crate::gateway::FieldErrors;
 use crate::ssh::{Host, Port, Username};
 
 pub const DEFAULT_TIMEOUT_SECS: u64 = 10;
-
-#[derive(Default)]
-pub struct FieldErrors(Vec<FieldError>);
-
-impl FieldErrors {
-    /// Keeps the value, or notes the error under `field`.
-    pub fn check<T>(&mut self, field: &str, outcome: Result<T, String>) -> Option<T> {
-        match outcome {
-            Ok(value) => Some(value),
-            Err(message) => {
-                self.0.push(FieldError {
-                    field: field.to_owned(),
-                    message,
-                });
-                None
-            }
-        }
-    }
-
-    pub fn add(&mut self, field: &str, message: &str) {
-        self.0.push(FieldError {
-            field: field.to_owned(),
-            message: message.to_owned(),
-        });
-    }
-
-    pub fn into_result(self) -> Result<(), ApiError> {
-        if self.0.is_empty() {
-            Ok(())
-        } else {
-            Err(ApiError::invalid_fields(self.0))
-        }
-    }
-}
 
 pub fn host(text: &str) -> Result<Host, String> {
     Host::parse(text.trim()).map_err(str::to_owned)

@@ -84,6 +84,9 @@ pub fn api_document(plugins: &[Arc<dyn Plugin>]) -> utoipa::openapi::OpenApi {
 
 fn mount(cfg: &mut ServiceConfig, plugins: &[Arc<dyn Plugin>], runtime: Option<&Runtime>) {
     cfg.service(health::live).service(health::ready);
+    for plugin in plugins {
+        plugin.public_routes(cfg, runtime);
+    }
     cfg.service(
         utoipa_actix_web::scope(API_PREFIX)
             .wrap(from_fn(require_api_key))

@@ -4,6 +4,7 @@
 
 mod app;
 mod caller;
+mod field_errors;
 mod health;
 mod json;
 mod limits;
@@ -20,6 +21,7 @@ mod versioning;
 
 pub use app::{Application, Runtime, StartOptions, all_projections, api_document, open_store};
 pub use caller::{Authorized, Caller, TrustedProxies, client_of};
+pub use field_errors::FieldErrors;
 pub use json::{BodyLimit, JsonBody, JsonBodyOrEmpty};
 pub use plugin::{Plugin, select_plugins};
 pub use problem::{ApiError, FieldError, PROBLEM_JSON, Problem, rejection};

@@ -38,6 +38,12 @@ pub trait Plugin: Send + Sync + 'static {
     /// handler goes through `.service(...)` so it is documented. `runtime` is `None`
     /// when the app is built only to produce the OpenAPI document.
     fn routes(&self, cfg: &mut ServiceConfig, runtime: Option<&Runtime>);
+    /// Routes that are *not* behind API-key authentication (each authenticates its
+    /// caller some other way, e.g. a revocation token). They are mounted before the
+    /// `/api/v1` scope, with full paths, as scopes narrow enough not to shadow it
+    /// (an actix scope that matches a path does not pass it on). Declare them in
+    /// OpenAPI with `security(())`.
+    fn public_routes(&self, _cfg: &mut ServiceConfig, _runtime: Option<&Runtime>) {}
 }
 
 /// Plugins that are always on, whatever the configuration says.

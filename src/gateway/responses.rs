@@ -109,7 +109,11 @@ fn describe_responses(operation: &mut Operation) {
 }
 
 fn complete(operation: &mut Operation) {
-    operation.security = Some(vec![SecurityRequirement::new::<_, _, &str>("bearer", [])]);
+    // An operation that declares its own security (`security(())`: none, e.g. one that
+    // takes a revocation token instead of an API key) keeps it.
+    if operation.security.is_none() {
+        operation.security = Some(vec![SecurityRequirement::new::<_, _, &str>("bearer", [])]);
+    }
     let mut shared = vec![
         ("400", "BadRequest"),
         ("401", "Unauthorized"),

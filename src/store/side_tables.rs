@@ -54,6 +54,22 @@ impl Store {
         .await?))
     }
 
+    /// Who holds the name `normalized` of `kind`, if anyone (a reservation also says
+    /// its owner is alive, so this finds a live object by a unique key).
+    pub async fn name_owner(
+        &self,
+        kind: &str,
+        normalized: &str,
+    ) -> Result<Option<String>, StoreError> {
+        Ok(on_pool!(self, |pool| sqlx::query_scalar(
+            "SELECT owner FROM name_reservations WHERE kind = $1 AND normalized = $2"
+        )
+        .bind(kind)
+        .bind(normalized)
+        .fetch_optional(pool)
+        .await?))
+    }
+
     /// What depends on `target`, by kind then name.
     pub async fn dependants_of(&self, target: &str) -> Result<Vec<Dependant>, StoreError> {
         let rows: Vec<(String, String, String)> = on_pool!(self, |pool| sqlx::query_as(

@@ -179,7 +179,15 @@ const REQUIRED_SCOPES: &[(&str, &str, &str)] = &[
         "/api/v1/ssh-connections/{id}/ssh-config",
         "connections:read",
     ),
+    ("POST", "/api/v1/pairing/ssh", "pairing"),
+    ("DELETE", "/api/v1/pairing/ssh/{id}", REVOCATION_TOKEN),
+    ("GET", "/api/v1/authorized-keys", "pairing:admin"),
+    ("DELETE", "/api/v1/authorized-keys/{id}", "pairing:admin"),
 ];
+
+/// Needed instead of a scope: the pairing's revocation token. No API key grants it, so
+/// every key gets the same 401 as no key.
+const REVOCATION_TOKEN: &str = "revocation token";
 
 /// Every scope there is, with what it grants besides itself (the lattice the unit test
 /// in `auth/scope.rs` pins; repeated here as the server must honour it).
@@ -253,6 +261,12 @@ async fn every_operation_needs_a_key_and_exactly_its_scope() {
                     .send()
                     .await
                     .unwrap();
+                if *needed == REVOCATION_TOKEN {
+                    let body = problem(response, StatusCode::UNAUTHORIZED).await;
+                    assert_eq!(body["code"], "missing_revocation_token", "{method} {path}");
+                    checked += 1;
+                    continue;
+                }
                 let forbidden = response.status() == StatusCode::FORBIDDEN;
                 assert_eq!(
                     forbidden,

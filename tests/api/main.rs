@@ -16,6 +16,7 @@ mod keypair_secrets;
 mod keypairs;
 mod openapi;
 mod outage;
+mod pairing;
 mod projections;
 mod settings;
 mod support;

@@ -28,6 +28,10 @@ fn the_committed_document_matches_the_code() {
     );
 }
 
+/// Operations that take a token of their own instead of an API key (an unknown id
+/// answers like a wrong token, so they document no 404).
+const TOKEN_OPERATIONS: &[(&str, &str)] = &[("delete", "/api/v1/pairing/ssh/{id}")];
+
 #[test]
 fn every_operation_declares_its_key_its_errors_and_descriptions() {
     let document = committed();
@@ -37,11 +41,13 @@ fn every_operation_declares_its_key_its_errors_and_descriptions() {
         for (method, operation) in item.as_object().unwrap() {
             let responses = operation["responses"].as_object().unwrap();
             if path.starts_with("/api/v1/") {
-                assert_eq!(
-                    operation["security"][0]["bearer"],
-                    serde_json::json!([]),
-                    "{method} {path}"
-                );
+                let by_token = TOKEN_OPERATIONS.contains(&(method.as_str(), path.as_str()));
+                let expected = if by_token {
+                    serde_json::json!([{}])
+                } else {
+                    serde_json::json!([{"bearer": []}])
+                };
+                assert_eq!(operation["security"], expected, "{method} {path}");
                 for status in ["400", "401", "403", "503"] {
                     assert!(
                         responses.contains_key(status),
@@ -56,7 +62,7 @@ fn every_operation_declares_its_key_its_errors_and_descriptions() {
                         );
                     }
                 }
-                if path.contains("{id}") {
+                if path.contains("{id}") && !by_token {
                     assert!(
                         responses.contains_key("404"),
                         "{method} {path} names a resource but documents no 404"

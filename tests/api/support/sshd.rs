@@ -65,6 +65,16 @@ impl Sshd {
         sshd
     }
 
+    /// The file sshd reads authorized keys from.
+    pub fn authorized_keys(&self) -> PathBuf {
+        self.path("authorized_keys")
+    }
+
+    /// A `pairing.host_key_files` pattern matching this server's public host keys.
+    pub fn host_key_pattern(&self) -> String {
+        format!("{}/host_*.pub", self.dir.path().display())
+    }
+
     fn path(&self, name: &str) -> PathBuf {
         self.dir.path().join(name)
     }
