@@ -49,6 +49,7 @@ pub mod keypairs;
 pub mod names;
 pub mod pairing;
 pub mod plugins;
+pub mod remote;
 pub mod secrets;
 pub mod ssh;
 pub mod store;

@@ -11,6 +11,8 @@ use uuid::Uuid;
 
 use super::host_keys::PinnedHostKey;
 use crate::names::Name;
+use crate::remote::{RemoteEndpoint, TlsTrust};
+use crate::secrets::SealedBlob;
 use crate::ssh::{Host, Port, ProbeError, TestPhase, Username};
 
 /// Where and how to connect. Every field is a checked value; stored events keep the
@@ -53,10 +55,42 @@ pub struct Mismatch {
     pub presented: String,
 }
 
+/// The remote credgate a semi-automatic connection was paired with, and what revokes
+/// that pairing.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RemotePairing {
+    pub endpoint: RemoteEndpoint,
+    pub tls: TlsTrust,
+    /// The remote's `authorized_key_id`.
+    pub pairing_id: Uuid,
+    /// The remote's revocation token, sealed with this connection's data key.
+    pub sealed_revocation_token: SealedBlob,
+    pub sudo_granted: bool,
+}
+
+/// Whether deleting a semi-automatic connection revoked its remote pairing.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct RemoteRevocation {
+    /// `revoked`, `failed`, or `skipped` (asked to keep it, or a cascading keypair
+    /// delete, which does not call out).
+    pub outcome: RevocationOutcome,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum RevocationOutcome {
+    Revoked,
+    Failed,
+    Skipped,
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct SshConnection {
     pub settings: Option<ConnectionSettings>,
     pub setup: SetupMethod,
+    pub remote: Option<Box<RemotePairing>>,
     pub last_test: Option<TestOutcome>,
     pub deleted: bool,
 }
@@ -66,6 +100,7 @@ pub enum ConnectionCommand {
     Create {
         settings: ConnectionSettings,
         setup: SetupMethod,
+        remote: Option<Box<RemotePairing>>,
     },
     Update {
         settings: ConnectionSettings,
@@ -75,7 +110,10 @@ pub enum ConnectionCommand {
         mismatch: Option<Mismatch>,
     },
     RecordCredentialsIssued,
-    Delete,
+    /// `remote_revocation`: what became of a semi-automatic connection's pairing.
+    Delete {
+        remote_revocation: Option<RemoteRevocation>,
+    },
 }
 
 /// Persisted contract: variant names are the `event_type`s.
@@ -84,6 +122,9 @@ pub enum ConnectionEvent {
     ConnectionCreated {
         settings: ConnectionSettings,
         setup: SetupMethod,
+        /// Semi-automatic setup only (absent in events of manual connections).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        remote: Option<Box<RemotePairing>>,
     },
     ConnectionUpdated {
         settings: ConnectionSettings,
@@ -101,6 +142,8 @@ pub enum ConnectionEvent {
     },
     /// A job fetched the credentials bundle (who and when are in the metadata).
     CredentialsIssued,
+    /// Deleting a semi-automatic connection tried (or skipped) revoking its pairing.
+    RemotePairingRevoked(RemoteRevocation),
     ConnectionDeleted,
 }
 
@@ -113,6 +156,7 @@ impl DomainEvent for ConnectionEvent {
             Self::ConnectionTested(_) => "ConnectionTested",
             Self::HostKeyMismatchDetected { .. } => "HostKeyMismatchDetected",
             Self::CredentialsIssued => "CredentialsIssued",
+            Self::RemotePairingRevoked(_) => "RemotePairingRevoked",
             Self::ConnectionDeleted => "ConnectionDeleted",
         }
         .to_owned()
@@ -156,12 +200,24 @@ impl Aggregate for SshConnection {
         _: &(),
         sink: &EventSink<Self>,
     ) -> Result<(), ConnectionError> {
-        if let ConnectionCommand::Create { settings, setup } = command {
+        if let ConnectionCommand::Create {
+            settings,
+            setup,
+            remote,
+        } = command
+        {
             if self.settings.is_some() {
                 return Err(ConnectionError::AlreadyExists);
             }
-            sink.write(ConnectionEvent::ConnectionCreated { settings, setup }, self)
-                .await;
+            sink.write(
+                ConnectionEvent::ConnectionCreated {
+                    settings,
+                    setup,
+                    remote,
+                },
+                self,
+            )
+            .await;
             return Ok(());
         }
         let Some(current) = self.settings.clone().filter(|_| !self.deleted) else {
@@ -204,23 +260,35 @@ impl Aggregate for SshConnection {
             ConnectionCommand::RecordCredentialsIssued => {
                 sink.write(ConnectionEvent::CredentialsIssued, self).await
             }
-            ConnectionCommand::Delete => sink.write(ConnectionEvent::ConnectionDeleted, self).await,
+            ConnectionCommand::Delete { remote_revocation } => {
+                if let Some(revocation) = remote_revocation {
+                    sink.write(ConnectionEvent::RemotePairingRevoked(revocation), self)
+                        .await;
+                }
+                sink.write(ConnectionEvent::ConnectionDeleted, self).await
+            }
         }
         Ok(())
     }
 
     fn apply(&mut self, event: ConnectionEvent) {
         match event {
-            ConnectionEvent::ConnectionCreated { settings, setup } => {
+            ConnectionEvent::ConnectionCreated {
+                settings,
+                setup,
+                remote,
+            } => {
                 self.settings = Some(settings);
                 self.setup = setup;
+                self.remote = remote;
             }
             ConnectionEvent::ConnectionUpdated { settings } => self.settings = Some(settings),
             ConnectionEvent::ConnectionTested(outcome) => self.last_test = Some(outcome),
             ConnectionEvent::ConnectionDeleted => self.deleted = true,
             ConnectionEvent::HostKeysRepinned { .. }
             | ConnectionEvent::HostKeyMismatchDetected { .. }
-            | ConnectionEvent::CredentialsIssued => {}
+            | ConnectionEvent::CredentialsIssued
+            | ConnectionEvent::RemotePairingRevoked(_) => {}
         }
     }
 }
@@ -240,6 +308,7 @@ mod tests {
             key: "ssh-ed25519 AAAA".into(),
             fingerprint: fp.into(),
             provenance: Provenance::Pasted,
+            tls_verified: None,
         }
     }
 
@@ -259,6 +328,7 @@ mod tests {
         ConnectionEvent::ConnectionCreated {
             settings: settings("SHA256:a"),
             setup: SetupMethod::Manual,
+            remote: None,
         }
     }
 
@@ -269,6 +339,7 @@ mod tests {
             .when(ConnectionCommand::Create {
                 settings: settings("SHA256:a"),
                 setup: SetupMethod::Manual,
+                remote: None,
             })
             .then_expect_events(vec![created()]);
         Given::with(())
@@ -276,6 +347,7 @@ mod tests {
             .when(ConnectionCommand::Create {
                 settings: settings("SHA256:a"),
                 setup: SetupMethod::Manual,
+                remote: None,
             })
             .then_expect_error(ConnectionError::AlreadyExists);
     }

@@ -15,6 +15,9 @@ pub enum Provenance {
     Scanned,
     /// Given by the caller.
     Pasted,
+    /// Handed over by the remote credgate during semi-automatic setup (whether that
+    /// answer came over verified TLS is in `tls_verified`).
+    Paired,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -24,6 +27,10 @@ pub struct PinnedHostKey {
     pub key: String,
     pub fingerprint: String,
     pub provenance: Provenance,
+    /// For `paired` keys: whether the remote's TLS certificate was verified when it
+    /// handed them over (`false`: plain HTTP, or verification turned off).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_verified: Option<bool>,
 }
 
 impl PinnedHostKey {
@@ -80,11 +87,23 @@ pub fn parse(text: &str, recently_scanned: &[DiscoveredKey]) -> Result<Vec<Pinne
                 key: found.key,
                 fingerprint: found.fingerprint,
                 provenance,
+                tls_verified: None,
             });
         }
     }
     if keys.is_empty() {
         return Err("at least one host key is required".to_owned());
+    }
+    Ok(keys)
+}
+
+/// The host keys a remote credgate handed over when pairing: the same rules as pasted
+/// keys, marked `paired` and with whether the answer came over verified TLS.
+pub fn parse_paired(lines: &[String], tls_verified: bool) -> Result<Vec<PinnedHostKey>, String> {
+    let mut keys = parse(&lines.join("\n"), &[])?;
+    for key in &mut keys {
+        key.provenance = Provenance::Paired;
+        key.tls_verified = Some(tls_verified);
     }
     Ok(keys)
 }

@@ -4,16 +4,21 @@
 use actix_web::http::header;
 use actix_web::{HttpResponse, delete, get, patch, post, web};
 use chrono::{DateTime, Utc};
-use serde::Serialize;
-use utoipa::ToSchema;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
-use super::aggregate::{ConnectionSettings, SetupMethod, SshConnection, TestOutcome};
+use super::aggregate::{
+    ConnectionSettings, RemoteRevocation, SetupMethod, SshConnection, TestOutcome,
+};
 use super::exports;
 use super::host_keys::PinnedHostKey;
-use super::requests::{CreateConnectionRequest, UpdateConnectionRequest, keypair_scope};
+use super::requests::{
+    CreateConnectionRequest, SemiAutomaticRequestBody, UpdateConnectionRequest, keypair_scope,
+};
+use super::semi_automatic::SemiAutomaticRequest;
 use super::service::{ConnectionChanges, ConnectionService, KeypairChoice, NewConnection};
-use super::view::ConnectionView;
+use super::view::{ConnectionView, RemoteSummary};
 use crate::auth::require;
 use crate::gateway::pagination::{self, PageParams, Paged};
 use crate::gateway::{
@@ -33,8 +38,11 @@ pub struct ConnectionResponse {
     pub keypair_id: Uuid,
     pub host_keys: Vec<PinnedHostKey>,
     pub connect_timeout: u64,
-    /// How it was set up (semi-automatic comes with pairing).
+    /// How it was set up.
     pub setup: SetupMethod,
+    /// Semi-automatic connections: the remote credgate it was paired with.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub remote: Option<RemoteSummary>,
     pub last_test: Option<TestResult>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
@@ -117,6 +125,7 @@ fn response(view: ConnectionView) -> Result<ConnectionResponse, ApiError> {
         host_keys,
         connect_timeout: connect_timeout_secs,
         setup: view.setup,
+        remote: view.remote,
         last_test: last_test(view.last_test, view.last_tested_at),
         created_at: view.created_at,
         updated_at: view.updated_at,
@@ -160,6 +169,45 @@ pub async fn create_connection(
     let request = NewConnection::try_from(body)?;
     who.caller.require(keypair_scope(&request.keypair))?;
     let (id, committed) = service.create(request, &who.metadata()).await?;
+    Ok(Versioned::created(
+        format!("/api/v1/ssh-connections/{id}"),
+        committed.version,
+        committed_response(&committed)?,
+    ))
+}
+
+/// Create a connection semi-automatically: credgate asks the remote credgate at `url`
+/// (with `remote_api_key`, scope `pairing` there) to authorize the keypair's public key,
+/// pins the host keys it answers with (provenance `paired`, `tls_verified`), logs in
+/// over SSH to prove it (`prove_login`), and records the connection. Needs
+/// `connections:write`, plus `secrets:export` with `keypair_id` or `keypairs:write`
+/// with `generate_keypair`. A failure leaves nothing behind: a generated keypair is not
+/// recorded, a pairing the remote made is revoked again (`remote_pairing_revoked` in
+/// the problem), and the attempt is recorded. Codes: `remote_unreachable`,
+/// `remote_timeout`, `remote_tls_unverified` (retry with `ca_certificate`, or
+/// `verify_tls: false`), `remote_auth_failed`, `remote_forbidden`, `remote_rejected`
+/// (with the remote's `remote_code`), `login_failed`, `outbound_forbidden`.
+#[utoipa::path(
+    tag = "ssh-connections",
+    request_body = SemiAutomaticRequestBody,
+    responses(
+        (status = 201, body = ConnectionResponse, headers(("ETag" = String))),
+        (status = 409, response = Conflict),
+        (status = 502, description = "The remote could not be reached, its TLS certificate is not trusted, its answer is unusable, or the proving login failed", body = Problem, content_type = "application/problem+json"),
+        (status = 504, description = "The remote did not answer in time", body = Problem, content_type = "application/problem+json"),
+    ),
+)]
+#[post("/semi-automatic")]
+pub async fn create_semi_automatic(
+    who: Authorized<require::ConnectionsWrite>,
+    service: web::Data<ConnectionService>,
+    JsonBody(body): JsonBody<SemiAutomaticRequestBody>,
+) -> Result<Versioned<ConnectionResponse>, ApiError> {
+    let request = SemiAutomaticRequest::try_from(body)?;
+    who.caller.require(keypair_scope(&request.keypair))?;
+    let (id, committed) = service
+        .create_semi_automatic(request, &who.metadata())
+        .await?;
     Ok(Versioned::created(
         format!("/api/v1/ssh-connections/{id}"),
         committed.version,
@@ -241,14 +289,33 @@ pub async fn update_connection(
     ))
 }
 
-/// Delete a connection.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct DeleteParams {
+    /// Semi-automatic connections: leave the remote pairing in place (default `false`:
+    /// revoke it with its token).
+    pub keep_remote: Option<bool>,
+}
+
+/// What deleting a semi-automatic connection did to its remote pairing.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DeletedWithRemote {
+    pub remote_revocation: RemoteRevocation,
+}
+
+/// Delete a connection. A semi-automatic one's pairing on the remote is revoked first
+/// with its token (best effort; `?keep_remote=true` skips it): the answer is then 200
+/// and says what happened, and so does the connection's history.
 #[utoipa::path(
     tag = "ssh-connections",
     params(
         ("id" = Uuid, Path, description = "Connection id"),
         ("If-Match" = Option<String>, Header, description = "The ETag last read"),
+        DeleteParams,
     ),
     responses(
+        (status = 200, description = "Deleted a semi-automatic connection; whether its remote pairing was revoked", body = DeletedWithRemote),
         (status = 204, description = "Deleted"),
         (status = 404, response = NotFound),
         (status = 412, response = PreconditionFailed),
@@ -259,12 +326,17 @@ pub async fn delete_connection(
     who: Authorized<require::ConnectionsWrite>,
     service: web::Data<ConnectionService>,
     id: web::Path<Uuid>,
+    params: web::Query<DeleteParams>,
     IfMatch(expected): IfMatch,
 ) -> Result<HttpResponse, ApiError> {
-    service
-        .delete(id.into_inner(), expected, &who.metadata())
+    let keep_remote = params.keep_remote.unwrap_or(false);
+    let revocation = service
+        .delete(id.into_inner(), expected, keep_remote, &who.metadata())
         .await?;
-    Ok(HttpResponse::NoContent().finish())
+    Ok(match revocation {
+        Some(remote_revocation) => HttpResponse::Ok().json(DeletedWithRemote { remote_revocation }),
+        None => HttpResponse::NoContent().finish(),
+    })
 }
 
 /// Test a connection: connect, check the pinned host keys, log in, run `true`.

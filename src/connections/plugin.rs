@@ -66,6 +66,7 @@ impl Plugin for ConnectionsPlugin {
             &runtime.writer,
             runtime.services.get::<KeypairService>()?,
             OutboundPolicy::new(&runtime.settings.outbound),
+            runtime.secrets.clone(),
         ));
         runtime
             .services
@@ -121,6 +122,7 @@ impl Plugin for ConnectionsPlugin {
         cfg.service(
             connections
                 .service(http::create_connection)
+                .service(http::create_semi_automatic)
                 .service(http::list_connections)
                 .service(http::get_connection)
                 .service(http::update_connection)

@@ -5,12 +5,15 @@ use serde::Deserialize;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+use super::semi_automatic::SemiAutomaticRequest;
 use super::service::{ConnectionChanges, KeypairChoice, NewConnection};
 use super::validation::{FieldErrors, connect_timeout, host, port, username};
 use crate::auth::Scope;
 use crate::gateway::ApiError;
 use crate::keypairs::KeyAlgorithm;
 use crate::names::Name;
+use crate::remote::{RemoteEndpoint, TlsTrust};
+use zeroize::Zeroizing;
 
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -49,6 +52,97 @@ pub struct CreateConnectionRequest {
     /// Seconds, 1–120, default 10.
     #[schema(minimum = 1, maximum = 120)]
     pub connect_timeout: Option<i64>,
+}
+
+/// Semi-automatic setup: pair with a remote credgate. Exactly one of `keypair_id` and
+/// `generate_keypair`.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SemiAutomaticRequestBody {
+    #[schema(min_length = 1, max_length = 120)]
+    pub name: String,
+    /// The remote credgate's base URL (`http://` or `https://`, a host, optionally a
+    /// port and path prefix). The SSH connection goes to the same host.
+    #[schema(
+        min_length = 1,
+        max_length = 2048,
+        example = "https://nas.example:8443"
+    )]
+    pub url: String,
+    /// An API key of the remote with scope `pairing`. Used for this one call; never
+    /// stored, logged, or put in an event or error.
+    #[schema(min_length = 1, max_length = 512)]
+    pub remote_api_key: String,
+    /// The remote user SSH logs in as; default `root`.
+    #[schema(pattern = r"^[a-z_][a-z0-9_.-]{0,31}$")]
+    pub username: Option<String>,
+    #[schema(format = Uuid)]
+    pub keypair_id: Option<String>,
+    /// Generate a keypair for this connection; it is recorded only if the setup succeeds.
+    pub generate_keypair: Option<GenerateKeypairOption>,
+    /// Verify the remote's TLS certificate (default `true`). Prefer `ca_certificate`
+    /// to turning this off.
+    pub verify_tls: Option<bool>,
+    /// PEM certificate(s) to trust for this remote besides the system roots (e.g. its
+    /// self-signed certificate or private CA).
+    #[schema(max_length = 65536)]
+    pub ca_certificate: Option<String>,
+    /// Seconds, 1–120, default 10: for the call to the remote and the SSH login.
+    #[schema(minimum = 1, maximum = 120)]
+    pub connect_timeout: Option<i64>,
+    /// Ask the remote for passwordless `sudo zfs` (default `false`).
+    pub sudo: Option<bool>,
+    /// Log in over SSH with the new key before recording the connection (default
+    /// `true`).
+    pub prove_login: Option<bool>,
+}
+
+impl TryFrom<SemiAutomaticRequestBody> for SemiAutomaticRequest {
+    type Error = ApiError;
+
+    fn try_from(body: SemiAutomaticRequestBody) -> Result<Self, ApiError> {
+        let mut errors = FieldErrors::default();
+        let name = errors.check("name", name(&body.name));
+        let endpoint = errors.check("url", RemoteEndpoint::parse(&body.url));
+        let username = errors.check("username", username(body.username.as_deref()));
+        let timeout = errors.check("connect_timeout", connect_timeout(body.connect_timeout));
+        let keypair = keypair_choice(&mut errors, body.keypair_id, body.generate_keypair);
+        let remote_api_key = Zeroizing::new(body.remote_api_key);
+        if remote_api_key.trim().is_empty() {
+            errors.add("remote_api_key", "must not be empty");
+        } else if remote_api_key.chars().any(|c| c.is_control() || c == ' ') {
+            errors.add(
+                "remote_api_key",
+                "must not contain spaces or control characters",
+            );
+        }
+        let roots = match body.ca_certificate.as_deref() {
+            None => Some(None),
+            Some(pem) => errors.check("ca_certificate", TlsTrust::parse_roots(pem).map(Some)),
+        };
+        errors.into_result()?;
+        let (Some(name), Some(endpoint), Some(username), Some(timeout), Some(keypair), Some(roots)) =
+            (name, endpoint, username, timeout, keypair, roots)
+        else {
+            return Err(ApiError::internal(
+                "a field passed validation without a value",
+            ));
+        };
+        Ok(SemiAutomaticRequest {
+            name,
+            endpoint,
+            remote_api_key,
+            username,
+            keypair,
+            tls: TlsTrust {
+                verify: body.verify_tls.unwrap_or(true),
+                extra_roots_pem: roots,
+            },
+            connect_timeout_secs: timeout,
+            sudo: body.sudo.unwrap_or(false),
+            prove_login: body.prove_login.unwrap_or(true),
+        })
+    }
 }
 
 #[derive(Deserialize, ToSchema)]

@@ -12,15 +12,18 @@ use uuid::Uuid;
 use zeroize::Zeroizing;
 
 use super::aggregate::{
-    ConnectionCommand, ConnectionError, ConnectionSettings, Mismatch, SetupMethod, SshConnection,
-    TestOutcome,
+    ConnectionCommand, ConnectionError, ConnectionSettings, Mismatch, RemoteRevocation,
+    RevocationOutcome, SetupMethod, SshConnection, TestOutcome,
 };
+use super::attempt::PairingAttempt;
 use super::exports;
 use super::view::ConnectionView;
 use crate::keypairs::{
     self, Comment, GenerateRequest, KeyAlgorithm, KeypairFailure, KeypairService,
 };
 use crate::names::Name;
+use crate::remote::PairingClient;
+use crate::secrets::Secrets;
 use crate::ssh::probe::probe;
 use crate::ssh::{
     DiscoveredKey, Host, OutboundError, OutboundPolicy, Port, ProbeError, ProbeReport, Username,
@@ -58,6 +61,20 @@ pub enum ConnectionFailure {
     Keypair(KeypairFailure),
     #[error(transparent)]
     Command(CommandError<ConnectionError>),
+    /// The remote credgate's URL is (or resolves to) a forbidden address.
+    #[error("the remote's URL resolves to {0}, which the outbound policy forbids")]
+    RemoteForbidden(std::net::IpAddr),
+    /// Semi-automatic setup failed after it started (what was undone is inside).
+    #[error("semi-automatic setup failed: {}", .0.cause.detail())]
+    Pairing(Box<super::semi_automatic::PairingFailed>),
+    #[error(transparent)]
+    Attempt(CommandError<super::attempt::AttemptError>),
+}
+
+impl From<CommandError<super::attempt::AttemptError>> for ConnectionFailure {
+    fn from(err: CommandError<super::attempt::AttemptError>) -> Self {
+        Self::Attempt(err)
+    }
 }
 
 impl ConnectionFailure {
@@ -124,10 +141,13 @@ pub struct CredentialsBundle {
 }
 
 pub struct ConnectionService {
-    connections: Aggregates<SshConnection>,
-    store: Store,
-    keypairs: web::Data<KeypairService>,
-    policy: OutboundPolicy,
+    pub(super) connections: Aggregates<SshConnection>,
+    pub(super) attempts: Aggregates<PairingAttempt>,
+    pub(super) store: Store,
+    pub(super) keypairs: web::Data<KeypairService>,
+    pub(super) policy: OutboundPolicy,
+    pub(super) secrets: Secrets,
+    pub(super) remote: PairingClient,
     scans: Mutex<HashMap<(String, u16), RecentScan>>,
 }
 
@@ -139,12 +159,16 @@ impl ConnectionService {
         writer: &Writer,
         keypairs: web::Data<KeypairService>,
         policy: OutboundPolicy,
+        secrets: Secrets,
     ) -> Self {
         Self {
             connections: Aggregates::new(writer, ()),
+            attempts: Aggregates::new(writer, ()),
             store: writer.store().clone(),
             keypairs,
+            remote: PairingClient::new(policy.clone()),
             policy,
+            secrets,
             scans: Mutex::new(HashMap::new()),
         }
     }
@@ -159,7 +183,7 @@ impl ConnectionService {
     }
 
     /// Refuses a host the outbound policy forbids (see [`OutboundPolicy::admits`]).
-    async fn admit(
+    pub(super) async fn admit(
         &self,
         host: &Host,
         port: Port,
@@ -229,6 +253,7 @@ impl ConnectionService {
         let command = ConnectionCommand::Create {
             settings,
             setup: SetupMethod::Manual,
+            remote: None,
         };
         let committed = self
             .connections
@@ -238,7 +263,7 @@ impl ConnectionService {
         Ok((id, committed))
     }
 
-    async fn commit(&self, change: &Change) -> Result<(), ConnectionFailure> {
+    pub(super) async fn commit(&self, change: &Change) -> Result<(), ConnectionFailure> {
         self.connections
             .writer()
             .commit(change)
@@ -301,7 +326,10 @@ impl ConnectionService {
 
     /// A connection needs a keypair that exists and has a private key. (That it still
     /// exists when the change commits is the `require_live` guard's job.)
-    async fn require_private_key(&self, keypair_id: Uuid) -> Result<(), ConnectionFailure> {
+    pub(super) async fn require_private_key(
+        &self,
+        keypair_id: Uuid,
+    ) -> Result<(), ConnectionFailure> {
         match self.keypairs.load_existing(keypair_id).await {
             Ok(keypair) if keypair.private_key.is_some() => Ok(()),
             Ok(_) => Err(ConnectionFailure::invalid(
@@ -376,20 +404,49 @@ impl ConnectionService {
         Ok(committed)
     }
 
+    /// Deletes a connection. A semi-automatic one's remote pairing is revoked first
+    /// with its token (best effort), unless `keep_remote`; what happened is recorded
+    /// and returned.
     pub async fn delete(
         &self,
         id: Uuid,
         expected: Option<usize>,
+        keep_remote: bool,
         metadata: &CommandMetadata,
-    ) -> Result<(), ConnectionFailure> {
+    ) -> Result<Option<RemoteRevocation>, ConnectionFailure> {
+        let owner = id.to_string();
+        let loaded = match self.connections.load(&owner).await? {
+            Some(loaded) if loaded.state.exists() => loaded,
+            _ => return Err(ConnectionFailure::NotFound),
+        };
+        // A stale delete must not revoke anything.
+        if let Some(expected) = expected
+            && expected != loaded.version
+        {
+            return Err(ConnectionFailure::Command(CommandError::Stale {
+                current: loaded.version,
+            }));
+        }
+        let revocation = match (&loaded.state.remote, &loaded.state.settings) {
+            (Some(remote), Some(settings)) if !keep_remote => {
+                Some(self.revoke_remote(&owner, remote, settings).await)
+            }
+            (Some(_), _) => Some(RemoteRevocation {
+                outcome: RevocationOutcome::Skipped,
+                detail: Some("kept on request (keep_remote=true)".to_owned()),
+            }),
+            (None, _) => None,
+        };
         let mut change = Change::new();
-        self.stage_delete(&mut change, &id.to_string(), expected, metadata)
+        self.stage_delete_recording(&mut change, &owner, expected, metadata, revocation.clone())
             .await?;
-        self.commit(&change).await
+        self.commit(&change).await?;
+        Ok(revocation)
     }
 
     /// The connection's deletion, its name given up and its dependency dropped, staged
-    /// in `change` (its own, or a cascading keypair delete's).
+    /// in `change` (a cascading keypair delete's). It does not call out: a
+    /// semi-automatic connection's remote pairing stays, and the event says so.
     pub async fn stage_delete(
         &self,
         change: &mut Change,
@@ -397,12 +454,47 @@ impl ConnectionService {
         expected: Option<usize>,
         metadata: &CommandMetadata,
     ) -> Result<(), ConnectionFailure> {
+        let paired = self
+            .connections
+            .load(owner)
+            .await?
+            .is_some_and(|loaded| loaded.state.remote.is_some());
+        let revocation = paired.then(|| RemoteRevocation {
+            outcome: RevocationOutcome::Skipped,
+            detail: Some(
+                "deleted by a cascading keypair delete, which does not call out; revoke the pairing on the remote"
+                    .to_owned(),
+            ),
+        });
+        self.stage_delete_recording(change, owner, expected, metadata, revocation)
+            .await
+    }
+
+    async fn stage_delete_recording(
+        &self,
+        change: &mut Change,
+        owner: &str,
+        expected: Option<usize>,
+        metadata: &CommandMetadata,
+        remote_revocation: Option<RemoteRevocation>,
+    ) -> Result<(), ConnectionFailure> {
+        let paired = remote_revocation.is_some();
         self.connections
-            .decide(change, owner, ConnectionCommand::Delete, metadata, expected)
+            .decide(
+                change,
+                owner,
+                ConnectionCommand::Delete { remote_revocation },
+                metadata,
+                expected,
+            )
             .await?;
         change.release_names(NAME_KIND, owner);
         change.release_names(ALIAS_KIND, owner);
         change.drop_dependant(NAME_KIND, owner);
+        if paired {
+            // The sealed revocation token becomes unreadable with the connection.
+            self.secrets.shred(change, owner);
+        }
         Ok(())
     }
 
@@ -516,7 +608,7 @@ impl ConnectionService {
 
 /// The side-table rows a live connection implies: its name, and its use of its keypair
 /// (which must still be alive when the change commits).
-fn stage_side_tables(change: &mut Change, owner: &str, settings: &ConnectionSettings) {
+pub(super) fn stage_side_tables(change: &mut Change, owner: &str, settings: &ConnectionSettings) {
     let keypair = settings.keypair_id.to_string();
     change.hold_name(NAME_KIND, owner, &settings.name.normalized());
     change.hold_name(

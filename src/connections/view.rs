@@ -5,7 +5,7 @@ use cqrs_es::EventEnvelope;
 use serde::{Deserialize, Serialize};
 
 use super::aggregate::{
-    ConnectionEvent, ConnectionSettings, SetupMethod, SshConnection, TestOutcome,
+    ConnectionEvent, ConnectionSettings, RemotePairing, SetupMethod, SshConnection, TestOutcome,
 };
 use crate::store::{CommandMetadata, View};
 
@@ -14,6 +14,9 @@ pub struct ConnectionView {
     pub id: String,
     pub settings: ConnectionSettings,
     pub setup: SetupMethod,
+    /// Semi-automatic connections: the remote they were paired with (never the token).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remote: Option<RemoteSummary>,
     pub last_test: Option<TestOutcome>,
     pub last_tested_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
@@ -29,10 +32,18 @@ impl View for ConnectionView {
         let at = CommandMetadata::from_map(&event.metadata).occurred_at;
         let version = event.sequence;
         match (&event.payload, current) {
-            (ConnectionEvent::ConnectionCreated { settings, setup }, _) => Some(Self {
+            (
+                ConnectionEvent::ConnectionCreated {
+                    settings,
+                    setup,
+                    remote,
+                },
+                _,
+            ) => Some(Self {
                 id: event.aggregate_id.clone(),
                 settings: settings.clone(),
                 setup: *setup,
+                remote: remote.as_deref().map(RemoteSummary::of),
                 last_test: None,
                 last_tested_at: None,
                 created_at: at,
@@ -53,6 +64,26 @@ impl View for ConnectionView {
                 ..view
             }),
             (_, Some(view)) => Some(Self { version, ..view }),
+        }
+    }
+}
+
+/// What a semi-automatic connection's readers see of its pairing.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct RemoteSummary {
+    pub url: String,
+    pub pairing_id: uuid::Uuid,
+    pub sudo_granted: bool,
+    pub tls_verified: bool,
+}
+
+impl RemoteSummary {
+    fn of(remote: &RemotePairing) -> Self {
+        Self {
+            url: remote.endpoint.as_str().to_owned(),
+            pairing_id: remote.pairing_id,
+            sudo_granted: remote.sudo_granted,
+            tls_verified: remote.endpoint.is_https() && remote.tls.verify,
         }
     }
 }

@@ -153,6 +153,21 @@ impl KeypairService {
         request: GenerateRequest,
         metadata: &CommandMetadata,
     ) -> Result<(Uuid, Committed<SshKeypair>), KeypairFailure> {
+        let (id, committed, _) = self
+            .stage_generate_with_key(change, request, metadata)
+            .await?;
+        Ok((id, committed))
+    }
+
+    /// Like [`Self::stage_generate`], also handing back the key itself, for a caller
+    /// that must use it before the change commits (semi-automatic setup proves the
+    /// pairing by logging in with it; if that fails the keypair is never recorded).
+    pub async fn stage_generate_with_key(
+        &self,
+        change: &mut Change,
+        request: GenerateRequest,
+        metadata: &CommandMetadata,
+    ) -> Result<(Uuid, Committed<SshKeypair>, PrivateKey), KeypairFailure> {
         let bits = material::generation_bits(request.algorithm, request.bits)?;
         let comment = request.comment.into_string();
         let key = material::generate(request.algorithm, bits, comment.clone()).await?;
@@ -163,8 +178,10 @@ impl KeypairService {
             facts,
             private: Some(&key),
         };
-        self.stage_new(change, new, metadata, KeypairCommand::Generate)
-            .await
+        let (id, committed) = self
+            .stage_new(change, new, metadata, KeypairCommand::Generate)
+            .await?;
+        Ok((id, committed, key))
     }
 
     pub async fn import(

@@ -151,6 +151,11 @@ const REQUIRED_SCOPES: &[(&str, &str, &str)] = &[
     ),
     ("POST", "/api/v1/ssh/host-key-scan", "connections:write"),
     ("POST", "/api/v1/ssh-connections", "connections:write"),
+    (
+        "POST",
+        "/api/v1/ssh-connections/semi-automatic",
+        "connections:write",
+    ),
     ("GET", "/api/v1/ssh-connections", "connections:read"),
     ("GET", "/api/v1/ssh-connections/{id}", "connections:read"),
     ("PATCH", "/api/v1/ssh-connections/{id}", "connections:write"),

@@ -18,6 +18,7 @@ mod openapi;
 mod outage;
 mod pairing;
 mod projections;
+mod semi_automatic;
 mod settings;
 mod support;
 mod tls;

@@ -1,6 +1,7 @@
 //! Test support: fresh stores, the app on port 0, a throwaway PostgreSQL cluster.
 
 pub mod app;
+pub mod certs;
 pub mod clock;
 pub mod db;
 pub mod pg_cluster;

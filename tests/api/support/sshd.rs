@@ -156,7 +156,7 @@ impl Sshd {
         self.log().matches("Connection from").count()
     }
 
-    fn stop(&mut self) {
+    pub fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
             let _ = Command::new("kill")
                 .args(["-TERM", &child.id().to_string()])
