@@ -91,6 +91,16 @@ mod tests {
     use super::*;
 
     #[test]
+    fn debug_shows_only_the_size() {
+        let blob = seal(&[1u8; KEY_LEN], "ctx", b"secret").unwrap();
+        assert_eq!(
+            format!("{blob:?}"),
+            format!("SealedBlob({} bytes)", blob.ciphertext.len())
+        );
+        assert!(!format!("{blob:?}").contains(&blob.ciphertext));
+    }
+
+    #[test]
     fn seals_and_opens_only_with_the_same_key_and_context() {
         let k1 = [1u8; KEY_LEN];
         let k2 = [2u8; KEY_LEN];

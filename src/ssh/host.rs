@@ -93,6 +93,30 @@ mod tests {
     use super::*;
 
     #[test]
+    fn hex_looking_labels_are_names_and_length_is_253_at_most() {
+        // Only `0x…` or all-digit last labels read as numbers; `cafe` is a name.
+        assert_eq!(Host::parse("nas.cafe").unwrap().as_str(), "nas.cafe");
+        let label = "a".repeat(63);
+        let longest = format!("{label}.{label}.{label}.{}", "b".repeat(61));
+        assert_eq!(longest.len(), 253);
+        assert!(Host::parse(&longest).is_ok());
+        assert!(Host::parse(&format!("{longest}b")).is_err());
+    }
+
+    #[test]
+    fn only_literals_have_an_address() {
+        assert_eq!(
+            Host::parse("192.0.2.7").unwrap().ip(),
+            Some("192.0.2.7".parse().unwrap())
+        );
+        assert_eq!(
+            Host::parse("[2001:db8::1]").unwrap().ip(),
+            Some("2001:db8::1".parse().unwrap())
+        );
+        assert_eq!(Host::parse("nas.example").unwrap().ip(), None);
+    }
+
+    #[test]
     fn names_and_literals() {
         assert_eq!(
             Host::parse("NAS-1.example.org").unwrap().as_str(),
