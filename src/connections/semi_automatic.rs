@@ -161,11 +161,11 @@ impl ConnectionService {
             .prove(&request, &answer, &key, tls_verified, &attempt, metadata)
             .await
         {
-            Ok(host_keys) => {
+            Ok((host_keys, port)) => {
                 let settings = ConnectionSettings {
                     name: request.name.clone(),
                     host: request.endpoint.host().clone(),
-                    port: Port::parse(i64::from(answer.ssh_port)).unwrap_or(Port::SSH),
+                    port,
                     username: request.username.clone(),
                     keypair_id: key.keypair_id,
                     host_keys,
@@ -284,9 +284,15 @@ impl ConnectionService {
         tls_verified: bool,
         attempt: &str,
         metadata: &CommandMetadata,
-    ) -> Result<Vec<PinnedHostKey>, (PairingPhase, PairingCause)> {
+    ) -> Result<(Vec<PinnedHostKey>, Port), (PairingPhase, PairingCause)> {
         let host_keys = host_keys::parse_paired(&answer.host_keys, tls_verified)
             .map_err(|why| (PairingPhase::HostKeys, PairingCause::HostKeys(why)))?;
+        let port = Port::parse(i64::from(answer.ssh_port)).map_err(|m| {
+            (
+                PairingPhase::HostKeys,
+                PairingCause::HostKeys(format!("ssh_port: {m}")),
+            )
+        })?;
         let fingerprints: Vec<String> = host_keys.iter().map(|k| k.fingerprint.clone()).collect();
         let authorized = AttemptCommand::RecordRemoteAuthorized {
             remote_pairing_id: answer.authorized_key_id,
@@ -299,15 +305,9 @@ impl ConnectionService {
             .await
             .map_err(|e| (PairingPhase::HostKeys, PairingCause::Record(e.into())))?;
         if !request.prove_login {
-            return Ok(host_keys);
+            return Ok((host_keys, port));
         }
         let timeout = Duration::from_secs(request.connect_timeout_secs);
-        let port = Port::parse(i64::from(answer.ssh_port)).map_err(|m| {
-            (
-                PairingPhase::HostKeys,
-                PairingCause::HostKeys(format!("ssh_port: {m}")),
-            )
-        })?;
         let address = self
             .checked_address(request.endpoint.host(), port, timeout)
             .await
@@ -330,7 +330,7 @@ impl ConnectionService {
             .execute(attempt, proven, metadata)
             .await
             .map_err(|e| (PairingPhase::Login, PairingCause::Record(e.into())))?;
-        Ok(host_keys)
+        Ok((host_keys, port))
     }
 
     /// The connection (with the sealed revocation token), the generated keypair if any,

@@ -302,6 +302,7 @@ async fn an_administrator_sees_and_revokes_any_pairing(backend: Backend) {
 }
 
 once_on_sqlite!(
+    wrong_revocation_tokens_count_as_failed_authentications,
     refused_users_and_keys_write_nothing,
     sudo_is_granted_only_where_offered_and_leaves_with_the_pairing,
     concurrent_pairings_each_get_exactly_one_line,
@@ -558,4 +559,27 @@ async fn two_processes_sharing_one_file_keep_every_line() {
     for id in &ids {
         assert_eq!(lines_tagged(&file, id), 1);
     }
+}
+
+async fn wrong_revocation_tokens_count_as_failed_authentications(backend: Backend) {
+    let db = TestDb::create(backend).await;
+    let remote = TestApp::spawn_with(&db.url, |s| s.limits.auth_failures_per_minute = 3).await;
+    let path = format!("/api/v1/pairing/ssh/{}", uuid::Uuid::new_v4());
+    let guess = |token: String| {
+        remote
+            .client
+            .delete(remote.url(&path))
+            .header("X-Revocation-Token", token)
+            .send()
+    };
+    for i in 0..3 {
+        let refused = guess(format!("cgr_guess-{i}")).await.unwrap();
+        assert_eq!(refused.status(), StatusCode::FORBIDDEN);
+    }
+    let blocked = problem(
+        guess("cgr_guess-4".to_owned()).await.unwrap(),
+        StatusCode::TOO_MANY_REQUESTS,
+    )
+    .await;
+    assert_eq!(blocked["code"], "too_many_failed_authentications");
 }

@@ -242,6 +242,33 @@ async fn pairing_pins_the_remote_keys_logs_in_and_revokes_on_delete(backend: Bac
         !lines_in(&file).iter().any(|l| l.ends_with(&tag)),
         "B's line is gone"
     );
+
+    // Without the proving login, and deleted with keep_remote: B's line stays.
+    let mut third = request("nas three", &remote);
+    third["prove_login"] = json!(false);
+    let three: Value = caller
+        .post_json(SEMI, Some(&caller.admin_key), &third)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let kept_tag = format!(
+        "credgate-pairing:{}",
+        three["remote"]["pairing_id"].as_str().unwrap()
+    );
+    let kept = caller
+        .delete(
+            &format!(
+                "{CONNECTIONS}/{}?keep_remote=true",
+                three["id"].as_str().unwrap()
+            ),
+            Some(&caller.admin_key),
+        )
+        .await;
+    assert_eq!(kept.status(), StatusCode::OK);
+    let kept: Value = kept.json().await.unwrap();
+    assert_eq!(kept["remote_revocation"]["outcome"], "skipped");
+    assert!(lines_in(&file).iter().any(|l| l.ends_with(&kept_tag)));
     let events = raw_events(&db.url).await;
     assert!(
         events
@@ -295,6 +322,12 @@ async fn every_failure_leaves_nothing_behind(backend: Backend) {
     let mut down = request("c", &remote);
     down["url"] = json!(format!("http://127.0.0.1:{closed_port}"));
     cases.push((down, StatusCode::BAD_GATEWAY, "remote_unreachable"));
+    // A remote that accepts the connection and never answers.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let mut slow = request("f", &remote);
+    slow["url"] = json!(format!("http://{}", silent.local_addr().unwrap()));
+    slow["connect_timeout"] = json!(1);
+    cases.push((slow, StatusCode::GATEWAY_TIMEOUT, "remote_timeout"));
     let mut not_allowed = request("d", &remote);
     not_allowed["username"] = json!("games");
     cases.push((
@@ -350,13 +383,13 @@ async fn every_failure_leaves_nothing_behind(backend: Backend) {
         .iter()
         .filter(|e| e.event_type == "PairingAttemptFailed")
         .collect();
-    assert_eq!(failures.len(), 5, "every attempt's failure is recorded");
+    assert_eq!(failures.len(), 6, "every attempt's failure is recorded");
     assert_eq!(
         events
             .iter()
             .filter(|e| e.event_type == "PairingAttemptCompensated")
             .count(),
-        5
+        6
     );
     assert!(events.iter().all(|e| e.aggregate_type != "SshKeypair"));
 }
