@@ -110,10 +110,11 @@ impl TryFrom<SemiAutomaticRequestBody> for SemiAutomaticRequest {
         let remote_api_key = Zeroizing::new(body.remote_api_key);
         if remote_api_key.trim().is_empty() {
             errors.add("remote_api_key", "must not be empty");
-        } else if remote_api_key.chars().any(|c| c.is_control() || c == ' ') {
+        } else if !remote_api_key.chars().all(|c| c.is_ascii_graphic()) {
+            // It goes into an Authorization header: visible ASCII only.
             errors.add(
                 "remote_api_key",
-                "must not contain spaces or control characters",
+                "must be visible ASCII characters only (no spaces, control or non-ASCII characters)",
             );
         }
         let roots = match body.ca_certificate.as_deref() {

@@ -452,6 +452,26 @@ async fn forbidden_remote_addresses_are_never_contacted(backend: Backend) {
     let trap = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     trap.set_nonblocking(true).unwrap();
     let port = trap.local_addr().unwrap().port();
+    let mut bad = json!({"name": "x", "url": "http://192.0.2.1/", "remote_api_key": "clé secrète",
+        "generate_keypair": {}});
+    let refused = problem(
+        caller.post_json(SEMI, Some(&caller.admin_key), &bad).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+    )
+    .await;
+    assert_eq!(refused["errors"][0]["field"], "remote_api_key");
+    assert!(
+        !refused.to_string().contains("secrète"),
+        "the key is not echoed"
+    );
+    bad["url"] = json!("ftp://192.0.2.1/");
+    bad["remote_api_key"] = json!("cg_fine-0123456789");
+    let refused = problem(
+        caller.post_json(SEMI, Some(&caller.admin_key), &bad).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+    )
+    .await;
+    assert_eq!(refused["errors"][0]["field"], "url");
     for url in [
         "http://169.254.169.254/".to_owned(),
         "http://0251.0376.0251.0376/".to_owned(),
