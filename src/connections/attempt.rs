@@ -8,6 +8,9 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+use crate::remote::{RemoteEndpoint, TlsTrust};
+use crate::secrets::SealedBlob;
+
 /// Where a semi-automatic setup failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
@@ -33,6 +36,20 @@ pub struct Compensation {
     pub remote_revocation_error: Option<String>,
 }
 
+/// What the remote made, and what undoes it: kept (the token sealed under the
+/// attempt's own data key, shredded when the attempt ends) so an attempt abandoned
+/// half-way (its request timed out, the process died) can still be undone.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RemoteAuthorization {
+    pub remote_pairing_id: Uuid,
+    pub endpoint: RemoteEndpoint,
+    pub tls: TlsTrust,
+    pub sealed_revocation_token: SealedBlob,
+    pub sudo_granted: bool,
+    pub tls_verified: bool,
+    pub host_key_fingerprints: Vec<String>,
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct PairingAttempt {
     pub started: bool,
@@ -48,12 +65,7 @@ pub enum AttemptCommand {
         username: String,
         generated_keypair: bool,
     },
-    RecordRemoteAuthorized {
-        remote_pairing_id: Uuid,
-        sudo_granted: bool,
-        tls_verified: bool,
-        host_key_fingerprints: Vec<String>,
-    },
+    RecordRemoteAuthorized(Box<RemoteAuthorization>),
     RecordLoginProven {
         latency_ms: u64,
     },
@@ -76,12 +88,7 @@ pub enum AttemptEvent {
         username: String,
         generated_keypair: bool,
     },
-    RemoteAuthorized {
-        remote_pairing_id: Uuid,
-        sudo_granted: bool,
-        tls_verified: bool,
-        host_key_fingerprints: Vec<String>,
-    },
+    RemoteAuthorized(Box<RemoteAuthorization>),
     LoginProven {
         latency_ms: u64,
     },
@@ -98,7 +105,7 @@ impl DomainEvent for AttemptEvent {
     fn event_type(&self) -> String {
         match self {
             Self::PairingAttemptStarted { .. } => "PairingAttemptStarted",
-            Self::RemoteAuthorized { .. } => "RemoteAuthorized",
+            Self::RemoteAuthorized(_) => "RemoteAuthorized",
             Self::LoginProven { .. } => "LoginProven",
             Self::PairingAttemptCompleted => "PairingAttemptCompleted",
             Self::PairingAttemptFailed { .. } => "PairingAttemptFailed",
@@ -166,19 +173,9 @@ impl Aggregate for PairingAttempt {
         }
         match command {
             AttemptCommand::Start { .. } => {}
-            AttemptCommand::RecordRemoteAuthorized {
-                remote_pairing_id,
-                sudo_granted,
-                tls_verified,
-                host_key_fingerprints,
-            } => {
-                let event = AttemptEvent::RemoteAuthorized {
-                    remote_pairing_id,
-                    sudo_granted,
-                    tls_verified,
-                    host_key_fingerprints,
-                };
-                sink.write(event, self).await;
+            AttemptCommand::RecordRemoteAuthorized(authorization) => {
+                sink.write(AttemptEvent::RemoteAuthorized(authorization), self)
+                    .await;
             }
             AttemptCommand::RecordLoginProven { latency_ms } => {
                 sink.write(AttemptEvent::LoginProven { latency_ms }, self)
@@ -213,9 +210,52 @@ impl Aggregate for PairingAttempt {
             AttemptEvent::PairingAttemptCompleted | AttemptEvent::PairingAttemptFailed { .. } => {
                 self.finished = true;
             }
-            AttemptEvent::RemoteAuthorized { .. }
+            AttemptEvent::RemoteAuthorized(_)
             | AttemptEvent::LoginProven { .. }
             | AttemptEvent::PairingAttemptCompensated(_) => {}
+        }
+    }
+}
+
+/// Attempts that have not ended: what the sweeper looks at. An attempt's document is
+/// removed when it completes or fails.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OpenAttemptView {
+    pub id: String,
+    pub started_at: chrono::DateTime<chrono::Utc>,
+    pub generated_keypair: bool,
+    pub remote: Option<RemoteAuthorization>,
+}
+
+impl crate::store::View for OpenAttemptView {
+    type Aggregate = PairingAttempt;
+    const PROJECTION: &'static str = "open_pairing_attempts";
+
+    fn apply(
+        current: Option<Self>,
+        event: &cqrs_es::EventEnvelope<PairingAttempt>,
+    ) -> Option<Self> {
+        match (&event.payload, current) {
+            (
+                AttemptEvent::PairingAttemptStarted {
+                    generated_keypair, ..
+                },
+                _,
+            ) => Some(Self {
+                id: event.aggregate_id.clone(),
+                started_at: crate::store::CommandMetadata::from_map(&event.metadata).occurred_at,
+                generated_keypair: *generated_keypair,
+                remote: None,
+            }),
+            (AttemptEvent::RemoteAuthorized(authorization), Some(view)) => Some(Self {
+                remote: Some((**authorization).clone()),
+                ..view
+            }),
+            (
+                AttemptEvent::PairingAttemptCompleted | AttemptEvent::PairingAttemptFailed { .. },
+                _,
+            ) => None,
+            (_, view) => view,
         }
     }
 }

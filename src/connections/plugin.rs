@@ -6,10 +6,12 @@ use std::sync::{Arc, OnceLock};
 use actix_web::web;
 use utoipa_actix_web::service_config::ServiceConfig;
 
+use super::attempt::OpenAttemptView;
 use super::exports;
 use super::service::{ALIAS_KIND, ConnectionFailure, ConnectionService, NAME_KIND};
 use super::view::ConnectionView;
 use super::{http, scan_http};
+use crate::clock::Clock;
 use crate::gateway::{Plugin, Runtime};
 use crate::keypairs::{DependantRegistry, DependantRemover, KeypairService};
 use crate::ssh::OutboundPolicy;
@@ -58,7 +60,10 @@ impl Plugin for ConnectionsPlugin {
     }
 
     fn projections(&self) -> Vec<Arc<dyn Projection>> {
-        vec![ViewProjection::<ConnectionView>::shared()]
+        vec![
+            ViewProjection::<ConnectionView>::shared(),
+            ViewProjection::<OpenAttemptView>::shared(),
+        ]
     }
 
     fn start(&self, runtime: &Runtime) -> anyhow::Result<()> {
@@ -72,6 +77,11 @@ impl Plugin for ConnectionsPlugin {
             .services
             .get::<DependantRegistry>()?
             .register(Arc::new(RemoveConnection(service.clone())));
+        spawn_attempt_sweeper(
+            service.clone(),
+            runtime.clock.clone(),
+            runtime.settings.limits.request_timeout,
+        );
         self.service
             .set(service)
             .map_err(|_| anyhow::anyhow!("the {} plugin was started twice", self.name()))?;
@@ -133,4 +143,35 @@ impl Plugin for ConnectionsPlugin {
                 .service(http::export_ssh_config),
         );
     }
+}
+
+/// Every `request_timeout`, undoes semi-automatic attempts that started more than two
+/// request timeouts ago and never ended: no request can still be running them (the
+/// time limit cancels a request), so their process stopped or their request timed out.
+/// Every instance sweeps; a second sweeper finds the attempt already ended.
+fn spawn_attempt_sweeper(
+    service: web::Data<ConnectionService>,
+    clock: Arc<dyn Clock>,
+    request_timeout: std::time::Duration,
+) {
+    let age = chrono::Duration::from_std(request_timeout * 2).unwrap_or(chrono::Duration::MAX);
+    tokio::spawn(async move {
+        let mut ticker = tokio::time::interval(request_timeout);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            ticker.tick().await;
+            let now = clock.now();
+            let Some(cutoff) = now.checked_sub_signed(age) else {
+                continue;
+            };
+            let metadata = CommandMetadata::local("pairing sweeper", now);
+            match service.sweep_abandoned_attempts(cutoff, &metadata).await {
+                Ok(0) => {}
+                Ok(swept) => tracing::info!(swept, "undid abandoned semi-automatic setups"),
+                Err(error) => {
+                    tracing::warn!(%error, "sweeping abandoned semi-automatic setups failed")
+                }
+            }
+        }
+    });
 }

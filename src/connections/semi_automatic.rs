@@ -15,15 +15,19 @@ use super::aggregate::{
     ConnectionCommand, ConnectionSettings, RemotePairing, RemoteRevocation, RevocationOutcome,
     SetupMethod, SshConnection,
 };
-use super::attempt::{AttemptCommand, Compensation, PairingPhase};
+use super::attempt::{
+    AttemptCommand, Compensation, OpenAttemptView, PairingPhase, RemoteAuthorization,
+};
 use super::host_keys::{self, PinnedHostKey};
 use super::service::{ALIAS_KIND, ConnectionFailure, ConnectionService, KeypairChoice, NAME_KIND};
 use super::{exports, service};
 use crate::keypairs::{self, Comment, GenerateRequest, KeyAlgorithm, KeypairFailure};
 use crate::names::Name;
 use crate::remote::{PairingAnswer, PairingOffer, RemoteEndpoint, RemoteError, TlsTrust};
+use crate::secrets::SealedBlob;
 use crate::ssh::probe::probe;
 use crate::ssh::{Port, ProbeFailure, Username};
+use crate::store::View;
 use crate::store::{Change, CommandMetadata, Committed};
 
 /// What the sealed revocation token is bound to.
@@ -294,16 +298,16 @@ impl ConnectionService {
             )
         })?;
         let fingerprints: Vec<String> = host_keys.iter().map(|k| k.fingerprint.clone()).collect();
-        let authorized = AttemptCommand::RecordRemoteAuthorized {
-            remote_pairing_id: answer.authorized_key_id,
-            sudo_granted: answer.sudo_granted,
+        self.record_remote_authorized(
+            request,
+            answer,
             tls_verified,
-            host_key_fingerprints: fingerprints.clone(),
-        };
-        self.attempts
-            .execute(attempt, authorized, metadata)
-            .await
-            .map_err(|e| (PairingPhase::HostKeys, PairingCause::Record(e.into())))?;
+            &fingerprints,
+            attempt,
+            metadata,
+        )
+        .await
+        .map_err(|e| (PairingPhase::HostKeys, PairingCause::Record(e)))?;
         if !request.prove_login {
             return Ok((host_keys, port));
         }
@@ -331,6 +335,43 @@ impl ConnectionService {
             .await
             .map_err(|e| (PairingPhase::Login, PairingCause::Record(e.into())))?;
         Ok((host_keys, port))
+    }
+
+    /// What the remote made, with its revocation token sealed under the attempt's own
+    /// data key: from here on an abandoned attempt can be undone by the sweeper.
+    async fn record_remote_authorized(
+        &self,
+        request: &SemiAutomaticRequest,
+        answer: &PairingAnswer,
+        tls_verified: bool,
+        fingerprints: &[String],
+        attempt: &str,
+        metadata: &CommandMetadata,
+    ) -> Result<(), ConnectionFailure> {
+        let mut change = Change::new();
+        let sealed = self
+            .secrets
+            .seal_new(
+                &mut change,
+                attempt,
+                REVOCATION_TOKEN_PURPOSE,
+                answer.revocation_token.as_bytes(),
+            )
+            .map_err(|e| ConnectionFailure::Keypair(KeypairFailure::Secret(e.to_string())))?;
+        let authorization = RemoteAuthorization {
+            remote_pairing_id: answer.authorized_key_id,
+            endpoint: request.endpoint.clone(),
+            tls: request.tls.clone(),
+            sealed_revocation_token: sealed,
+            sudo_granted: answer.sudo_granted,
+            tls_verified,
+            host_key_fingerprints: fingerprints.to_vec(),
+        };
+        let command = AttemptCommand::RecordRemoteAuthorized(Box::new(authorization));
+        self.attempts
+            .decide(&mut change, attempt, command, metadata, None)
+            .await?;
+        self.commit(&change).await
     }
 
     /// The connection (with the sealed revocation token), the generated keypair if any,
@@ -381,6 +422,7 @@ impl ConnectionService {
             .decide(change, attempt, AttemptCommand::Complete, metadata, None)
             .await
             .map_err(|e| PairingCause::Record(e.into()))?;
+        self.secrets.shred(change, attempt);
         self.commit(change).await.map_err(PairingCause::Record)?;
         Ok(committed)
     }
@@ -433,10 +475,110 @@ impl ConnectionService {
                 remote_revocation_error: None,
             },
         };
-        if let Err(error) = self.attempts.execute(attempt, command, metadata).await {
+        if let Err(error) = self.finish_failed(attempt, command, metadata).await {
             tracing::error!(%error, attempt, "could not record the failed pairing attempt");
         }
         ConnectionFailure::Pairing(Box::new(failure))
+    }
+
+    /// Records an attempt's failure and shreds its copy of the revocation token.
+    async fn finish_failed(
+        &self,
+        attempt: &str,
+        command: AttemptCommand,
+        metadata: &CommandMetadata,
+    ) -> Result<(), ConnectionFailure> {
+        let mut change = Change::new();
+        self.attempts
+            .decide(&mut change, attempt, command, metadata, None)
+            .await?;
+        self.secrets.shred(&mut change, attempt);
+        self.commit(&change).await
+    }
+
+    /// Undoes attempts abandoned half-way — their request timed out, or the process
+    /// stopped — that started before `started_before`: a pairing the remote made is
+    /// revoked with the token the attempt kept, and the attempt is recorded as failed.
+    /// Returns how many were swept.
+    pub async fn sweep_abandoned_attempts(
+        &self,
+        started_before: chrono::DateTime<chrono::Utc>,
+        metadata: &CommandMetadata,
+    ) -> Result<usize, ConnectionFailure> {
+        let open: Vec<OpenAttemptView> = self.store.all_views(OpenAttemptView::PROJECTION).await?;
+        let mut swept = 0;
+        for attempt in open.into_iter().filter(|a| a.started_at < started_before) {
+            let (remote_revoked, error) = match &attempt.remote {
+                None => (None, None),
+                Some(remote) => match self
+                    .revoke_sealed(
+                        &attempt.id,
+                        &remote.endpoint,
+                        &remote.tls,
+                        remote.remote_pairing_id,
+                        &remote.sealed_revocation_token,
+                        Duration::from_secs(30),
+                    )
+                    .await
+                {
+                    Ok(()) => (Some(true), None),
+                    Err(why) => (Some(false), Some(why)),
+                },
+            };
+            let detail = match &attempt.remote {
+                Some(_) => {
+                    "the request ended before the connection was recorded (it timed out, or the process stopped)"
+                }
+                None => {
+                    "the request ended while the remote was being asked; if the remote paired the key, its administrator sees the pairing (labelled with the connection name) and can revoke it"
+                }
+            };
+            let command = AttemptCommand::Fail {
+                phase: if attempt.remote.is_some() {
+                    PairingPhase::Record
+                } else {
+                    PairingPhase::RemoteAuthorization
+                },
+                code: "abandoned".to_owned(),
+                detail: detail.to_owned(),
+                compensation: Compensation {
+                    keypair_discarded: attempt.generated_keypair,
+                    remote_revoked,
+                    remote_revocation_error: error,
+                },
+            };
+            // Another instance may have swept it meanwhile: note it and go on.
+            match self.finish_failed(&attempt.id, command, metadata).await {
+                Ok(()) => swept += 1,
+                Err(error) => {
+                    tracing::warn!(%error, attempt = %attempt.id, "could not end an abandoned attempt");
+                }
+            }
+        }
+        Ok(swept)
+    }
+
+    /// Revokes a remote pairing with a token sealed for `owner`.
+    async fn revoke_sealed(
+        &self,
+        owner: &str,
+        endpoint: &RemoteEndpoint,
+        tls: &TlsTrust,
+        pairing_id: Uuid,
+        sealed: &SealedBlob,
+        timeout: Duration,
+    ) -> Result<(), String> {
+        let token = self
+            .secrets
+            .open_sealed(owner, REVOCATION_TOKEN_PURPOSE, sealed)
+            .await
+            .map_err(|e| format!("the revocation token cannot be opened: {e}"))?;
+        let token = std::str::from_utf8(&token)
+            .map_err(|_| "the revocation token is not text".to_owned())?;
+        self.remote
+            .revoke(endpoint, tls, timeout, pairing_id, token)
+            .await
+            .map_err(|error| format!("{}: {error}", error.code()))
     }
 
     /// Revokes a semi-automatic connection's remote pairing with its sealed token.
@@ -446,34 +588,15 @@ impl ConnectionService {
         remote: &RemotePairing,
         settings: &ConnectionSettings,
     ) -> RemoteRevocation {
-        let failed = |detail: String| RemoteRevocation {
-            outcome: RevocationOutcome::Failed,
-            detail: Some(detail),
-        };
-        let token = match self
-            .secrets
-            .open_sealed(
-                owner,
-                REVOCATION_TOKEN_PURPOSE,
-                &remote.sealed_revocation_token,
-            )
-            .await
-        {
-            Ok(token) => token,
-            Err(e) => return failed(format!("the revocation token cannot be opened: {e}")),
-        };
-        let Ok(token) = std::str::from_utf8(&token) else {
-            return failed("the revocation token is not text".to_owned());
-        };
         let timeout = Duration::from_secs(settings.connect_timeout_secs);
         match self
-            .remote
-            .revoke(
+            .revoke_sealed(
+                owner,
                 &remote.endpoint,
                 &remote.tls,
-                timeout,
                 remote.pairing_id,
-                token,
+                &remote.sealed_revocation_token,
+                timeout,
             )
             .await
         {
@@ -481,7 +604,10 @@ impl ConnectionService {
                 outcome: RevocationOutcome::Revoked,
                 detail: None,
             },
-            Err(error) => failed(format!("{}: {error}", error.code())),
+            Err(detail) => RemoteRevocation {
+                outcome: RevocationOutcome::Failed,
+                detail: Some(detail),
+            },
         }
     }
 }

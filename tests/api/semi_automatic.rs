@@ -283,6 +283,7 @@ async fn pairing_pins_the_remote_keys_logs_in_and_revokes_on_delete(backend: Bac
 }
 
 once_on_sqlite!(
+    an_abandoned_setup_is_undone_by_the_sweeper,
     every_failure_leaves_nothing_behind,
     a_remote_behind_tls_needs_trust,
     forbidden_remote_addresses_are_never_contacted,
@@ -593,4 +594,76 @@ async fn the_remote_api_key_is_never_kept_or_logged() {
     ] {
         assert!(!text.contains(canary), "the remote API key is in {place}");
     }
+}
+
+/// A setup whose request times out after the remote paired the key (here: B names an
+/// SSH port where nothing ever answers, so the proving login outlasts A's 1 s request
+/// limit) leaves B's line behind for a moment; A's sweeper revokes it with the token the
+/// attempt kept, once the attempt is older than two request timeouts.
+async fn an_abandoned_setup_is_undone_by_the_sweeper(backend: Backend) {
+    let sshd = Sshd::start();
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let silent_port = silent.local_addr().unwrap().port();
+    let db_b = TestDb::create(Backend::Sqlite).await;
+    let (file, pattern) = (sshd.authorized_keys(), sshd.host_key_pattern());
+    let user = login_user();
+    let b = TestApp::spawn_with(&db_b.url, move |s| {
+        s.plugins = Some(vec!["pairing".to_owned()]);
+        s.pairing.allowed_users = vec![user];
+        s.pairing.authorized_keys_path = file.display().to_string();
+        s.pairing.host_key_files = vec![pattern];
+        s.pairing.ssh_port = silent_port;
+    })
+    .await;
+    let db = TestDb::create(backend).await;
+    let caller = TestApp::spawn_with(&db.url, |s| {
+        s.limits.request_timeout = std::time::Duration::from_secs(1);
+    })
+    .await;
+    let body = json!({"name": "slow", "url": b.base, "remote_api_key": b.admin_key,
+        "username": login_user(), "generate_keypair": {}, "connect_timeout": 30});
+    let timed_out = problem(
+        caller.post_json(SEMI, Some(&caller.admin_key), &body).await,
+        StatusCode::SERVICE_UNAVAILABLE,
+    )
+    .await;
+    assert_eq!(timed_out["code"], "request_timeout");
+    let file = sshd.authorized_keys();
+    assert_eq!(
+        lines_in(&file).len(),
+        1,
+        "B paired the key before A gave up"
+    );
+    nothing_left_on(&caller).await;
+
+    caller.clock.advance(chrono::Duration::hours(1));
+    crate::support::eventually(
+        std::time::Duration::from_secs(20),
+        "the sweeper",
+        || async { lines_in(&file).is_empty().then_some(()) },
+    )
+    .await;
+    let events = crate::support::eventually(
+        std::time::Duration::from_secs(10),
+        "the abandoned attempt's failure",
+        || async {
+            let events = raw_events(&db.url).await;
+            events
+                .iter()
+                .any(|e| e.event_type == "PairingAttemptFailed" && e.payload.contains("abandoned"))
+                .then_some(events)
+        },
+    )
+    .await;
+    let compensated = events
+        .iter()
+        .find(|e| e.event_type == "PairingAttemptCompensated")
+        .unwrap();
+    assert!(
+        compensated.payload.contains("\"remote_revoked\":true"),
+        "{}",
+        compensated.payload
+    );
+    nothing_left_on(&caller).await;
+    drop(silent);
 }
