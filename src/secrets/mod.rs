@@ -119,3 +119,19 @@ impl Secrets {
         Ok(Zeroizing::new(bytes))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The contexts are bound into every stored ciphertext (AEAD associated data): they
+    /// are a persisted contract, and changing one makes every stored secret unreadable.
+    #[test]
+    fn the_contexts_are_a_persisted_contract() {
+        assert_eq!(wrap_context("k1"), "credgate:data-key:k1");
+        assert_eq!(
+            seal_context("k1", "ssh-private-key"),
+            "credgate:ssh-private-key:k1"
+        );
+    }
+}
