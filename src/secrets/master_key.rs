@@ -84,6 +84,23 @@ mod tests {
 
     use super::*;
 
+    /// Only a missing file is created; one that cannot be read as text is an error,
+    /// and is left exactly as it was (replacing it would lose every stored secret).
+    #[test]
+    fn an_unreadable_key_file_is_refused_and_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("master.key");
+        std::fs::write(&file, [0xff, 0xfe, 0x00, 0x80]).unwrap();
+        assert!(MasterKey::load(None, &file).is_err());
+        assert_eq!(std::fs::read(&file).unwrap(), vec![0xff, 0xfe, 0x00, 0x80]);
+    }
+
+    #[test]
+    fn debug_never_shows_the_key() {
+        let key = MasterKey::from_bytes([9u8; KEY_LEN]);
+        assert_eq!(format!("{key:?}"), "MasterKey(<redacted>)");
+    }
+
     #[test]
     fn is_created_once_with_mode_0600_and_then_reused() {
         let dir = tempfile::tempdir().unwrap();
