@@ -444,16 +444,22 @@ mod tests {
             .unwrap_err();
         assert!(refused.message.contains("scrypt"), "{}", refused.message);
 
-        // A cheap one passes the check and fails later, on the passphrase.
+        // Cheap ones pass the check and fail later, on the passphrase: PBKDF2 as
+        // OpenSSL makes it, and scrypt at 16 MiB (N = 2^14, r = 8; within the limit).
         let cheap =
             pkcs5::pbes2::Parameters::generate_pbkdf2_sha256_aes256cbc(2048, &salt, iv).unwrap();
-        assert_eq!(
-            read_private_key(&pkcs8_with(cheap), Some("x"))
-                .await
-                .unwrap_err()
-                .field,
-            "passphrase"
-        );
+        let scrypt = pkcs5::scrypt::Params::new(14, 8, 1).unwrap();
+        let cheap_scrypt =
+            pkcs5::pbes2::Parameters::generate_scrypt_aes256cbc(scrypt, &salt, iv).unwrap();
+        for cheap in [cheap, cheap_scrypt] {
+            assert_eq!(
+                read_private_key(&pkcs8_with(cheap), Some("x"))
+                    .await
+                    .unwrap_err()
+                    .field,
+                "passphrase"
+            );
+        }
     }
 
     #[tokio::test]
