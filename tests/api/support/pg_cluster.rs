@@ -47,13 +47,6 @@ fn owner() -> Option<(u32, u32)> {
     })
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
-}
-
 impl PgCluster {
     pub fn start() -> PgCluster {
         let bin = bin_dir();
@@ -71,7 +64,7 @@ impl PgCluster {
         let cluster = PgCluster {
             bin,
             dir,
-            port: free_port(),
+            port: super::free_port(),
             owner,
         };
         let data = cluster.data_dir();

@@ -26,13 +26,6 @@ pub fn login_user() -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_owned()
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
-}
-
 impl Sshd {
     /// Starts sshd with fresh ed25519, ecdsa and rsa host keys.
     pub fn start() -> Sshd {
@@ -54,7 +47,7 @@ impl Sshd {
         let dir = tempfile::tempdir().expect("temp dir");
         let mut sshd = Sshd {
             dir,
-            port: free_port(),
+            port: super::free_port(),
             child: None,
             host_keys: host_keys.to_vec(),
             extra_config: extra.to_owned(),
