@@ -484,4 +484,14 @@ mod tests {
             "public_key"
         );
     }
+
+    /// A PEM DSA key is refused for being DSA (the user learns why), not as unreadable.
+    #[tokio::test]
+    async fn a_pem_dsa_key_is_refused_by_name() {
+        let dsa =
+            "-----BEGIN DSA PRIVATE KEY-----\nMIIBuwIBAAKBgQ==\n-----END DSA PRIVATE KEY-----\n";
+        let refused = read_private_key(dsa, None).await.unwrap_err();
+        assert_eq!(refused.field, "private_key");
+        assert!(refused.message.contains("DSA"), "{}", refused.message);
+    }
 }
