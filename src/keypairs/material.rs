@@ -443,6 +443,21 @@ mod tests {
             .await
             .unwrap_err();
         assert!(refused.message.contains("scrypt"), "{}", refused.message);
+        // One over each limit is refused: PBKDF2 600,001, scrypt lanes 5.
+        let over =
+            pkcs5::pbes2::Parameters::generate_pbkdf2_sha256_aes256cbc(600_001, &salt, iv).unwrap();
+        let five_lanes = pkcs5::pbes2::Parameters::generate_scrypt_aes256cbc(
+            pkcs5::scrypt::Params::new(10, 8, 5).unwrap(),
+            &salt,
+            iv,
+        )
+        .unwrap();
+        for over in [over, five_lanes] {
+            let refused = read_private_key(&pkcs8_with(over), Some("x"))
+                .await
+                .unwrap_err();
+            assert_eq!(refused.field, "private_key", "{}", refused.message);
+        }
 
         // Cheap ones pass the check and fail later, on the passphrase: PBKDF2 as
         // OpenSSL makes it, and scrypt at 16 MiB (N = 2^14, r = 8; within the limit).
@@ -451,7 +466,29 @@ mod tests {
         let scrypt = pkcs5::scrypt::Params::new(14, 8, 1).unwrap();
         let cheap_scrypt =
             pkcs5::pbes2::Parameters::generate_scrypt_aes256cbc(scrypt, &salt, iv).unwrap();
-        for cheap in [cheap, cheap_scrypt] {
+        // Exactly at each limit is still accepted: 600,000 PBKDF2 iterations, scrypt at
+        // 64 MiB (N = 2^16, r = 8), and parallelism 4.
+        let at_limit_pbkdf2 =
+            pkcs5::pbes2::Parameters::generate_pbkdf2_sha256_aes256cbc(600_000, &salt, iv).unwrap();
+        let at_limit_scrypt = pkcs5::pbes2::Parameters::generate_scrypt_aes256cbc(
+            pkcs5::scrypt::Params::new(16, 8, 1).unwrap(),
+            &salt,
+            iv,
+        )
+        .unwrap();
+        let four_lanes = pkcs5::pbes2::Parameters::generate_scrypt_aes256cbc(
+            pkcs5::scrypt::Params::new(10, 8, 4).unwrap(),
+            &salt,
+            iv,
+        )
+        .unwrap();
+        for cheap in [
+            cheap,
+            cheap_scrypt,
+            at_limit_pbkdf2,
+            at_limit_scrypt,
+            four_lanes,
+        ] {
             assert_eq!(
                 read_private_key(&pkcs8_with(cheap), Some("x"))
                     .await

@@ -320,6 +320,20 @@ async fn bad_keys_are_refused_with_the_field_named(backend: Backend) {
             "private_key",
         ),
         (
+            // At the limit the rounds pass the check; the patched key then does not
+            // open with the passphrase (its bytes were encrypted under other rounds).
+            "bcrypt rounds at the limit",
+            json!({"name": "a", "private_key": with_bcrypt_rounds(&locked, 64), "passphrase": "right"}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "passphrase",
+        ),
+        (
+            "bcrypt rounds one over the limit",
+            json!({"name": "a", "private_key": with_bcrypt_rounds(&locked, 65), "passphrase": "right"}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "private_key",
+        ),
+        (
             "not a pair",
             json!({"name": "a", "private_key": ed, "public_key": other_pub}),
             StatusCode::UNPROCESSABLE_ENTITY,
