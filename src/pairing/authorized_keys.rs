@@ -256,6 +256,20 @@ mod tests {
         assert_eq!(leftovers.len(), 1, "no temporary file is left behind");
     }
 
+    /// Only a missing file means "no line"; a file that cannot be read is an error (the
+    /// admin list then shows `present` as unknown, not as removed).
+    #[test]
+    fn an_unreadable_file_is_not_taken_for_an_empty_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = KeyFile {
+            path: dir.path().join("authorized_keys"),
+            owner: me(),
+        };
+        assert!(!missing.contains("credgate-pairing:x").unwrap());
+        fs::create_dir(&missing.path).unwrap();
+        assert!(missing.contains("credgate-pairing:x").is_err());
+    }
+
     #[test]
     fn a_tag_inside_another_line_does_not_count() {
         let tag = tag_of(&Uuid::nil());
