@@ -305,6 +305,55 @@ mod tests {
         assert_eq!(mode(&file.path), 0o600);
     }
 
+    /// `~/.ssh` must belong to root or the user: another user's directory is refused,
+    /// the user's own is used. (Runs only as root, which can give directories away.)
+    #[test]
+    fn only_a_directory_of_root_or_the_user_is_written() {
+        if !nix::unistd::geteuid().is_root() {
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let ssh = dir.path().join(".ssh");
+        fs::create_dir(&ssh).unwrap();
+        let user = Owner {
+            uid: 4242,
+            gid: 4242,
+        };
+        let file = KeyFile {
+            path: ssh.join("authorized_keys"),
+            owner: user,
+        };
+        let tag = tag_of(&Uuid::new_v4());
+        let line = format!("ssh-ed25519 AAAA {tag}");
+        std::os::unix::fs::chown(&ssh, Some(4343), Some(4343)).unwrap();
+        assert!(matches!(
+            file.add(&line, &tag),
+            Err(KeyFileError::UnsafeDirectory(_))
+        ));
+        assert!(!file.path.exists());
+        std::os::unix::fs::chown(&ssh, Some(4242), Some(4242)).unwrap();
+        assert!(file.add(&line, &tag).unwrap());
+        let meta = fs::metadata(&file.path).unwrap();
+        assert_eq!(
+            (meta.uid(), meta.gid()),
+            (4242, 4242),
+            "the new file is the user's"
+        );
+        std::os::unix::fs::chown(&ssh, Some(0), Some(0)).unwrap();
+        assert!(file.remove(&tag).unwrap(), "root's directory is fine too");
+    }
+
+    #[test]
+    fn removing_from_a_missing_directory_changes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = KeyFile {
+            path: dir.path().join(".ssh/authorized_keys"),
+            owner: me(),
+        };
+        assert!(!file.remove("credgate-pairing:x").unwrap());
+        assert!(!dir.path().join(".ssh").exists(), "nothing was created");
+    }
+
     #[test]
     fn a_symlinked_directory_is_refused() {
         let dir = tempfile::tempdir().unwrap();
