@@ -46,6 +46,11 @@ async fn pair(app: &TestApp, key: &str, body: &Value) -> reqwest::Response {
     app.post_json("/api/v1/pairing/ssh", Some(key), body).await
 }
 
+/// A pairing's answer as JSON.
+async fn pair_ok(app: &TestApp, key: &str, body: &Value) -> Value {
+    pair(app, key, body).await.json().await.unwrap()
+}
+
 fn login_with(sshd: &Sshd, key_file: &Path, host_keys: &[String], dir: &Path) -> bool {
     let known_hosts = dir.join("known_hosts");
     let lines: String = host_keys
@@ -407,15 +412,12 @@ async fn sudo_is_granted_only_where_offered_and_leaves_with_the_pairing(backend:
     let pairer = remote.create_key("caller credgate", &["pairing"]).await;
     let keys = tempfile::tempdir().unwrap();
     let (_, public) = make_key(keys.path(), "k", &["-t", "ed25519"]);
-    let paired: Value = pair(
+    let paired = pair_ok(
         &remote,
         &pairer.secret,
         &json!({"username": me, "public_key": public, "sudo": true}),
     )
-    .await
-    .json()
-    .await
-    .unwrap();
+    .await;
     assert_eq!(paired["sudo_granted"], true);
     let drop_ins: Vec<PathBuf> = std::fs::read_dir(sudoers.path())
         .unwrap()
@@ -461,15 +463,12 @@ async fn sudo_is_granted_only_where_offered_and_leaves_with_the_pairing(backend:
     let db2 = TestDb::create(backend).await;
     let plain = remote_for(&db2, &sshd, &[&me]).await;
     let pairer = plain.create_key("caller credgate", &["pairing"]).await;
-    let paired: Value = pair(
+    let paired = pair_ok(
         &plain,
         &pairer.secret,
         &json!({"username": me, "public_key": public, "sudo": true}),
     )
-    .await
-    .json()
-    .await
-    .unwrap();
+    .await;
     assert_eq!(paired["sudo_granted"], false);
 }
 

@@ -92,6 +92,12 @@ async fn nothing_left_on(caller: &TestApp) {
     assert!(list(caller, CONNECTIONS).await.is_empty());
 }
 
+/// POST `{}` to `path` with the admin key; the answer's JSON.
+async fn call(app: &TestApp, path: &str) -> Value {
+    let response = app.post_json(path, Some(&app.admin_key), &json!({})).await;
+    response.json().await.unwrap()
+}
+
 fn login_with_bundle(bundle: &Value, sshd: &Sshd, dir: &Path) -> bool {
     let key = write_key(dir, "id", bundle["private_key"].as_str().unwrap());
     let known_hosts = write_key(dir, "known_hosts", bundle["known_hosts"].as_str().unwrap());
@@ -163,27 +169,9 @@ async fn pairing_pins_the_remote_keys_logs_in_and_revokes_on_delete(backend: Bac
     assert_eq!(keypairs.len(), 1);
     assert_eq!(keypairs[0]["name"], "nas Key");
 
-    let tested: Value = caller
-        .post_json(
-            &format!("{CONNECTIONS}/{id}/test"),
-            Some(&caller.admin_key),
-            &json!({}),
-        )
-        .await
-        .json()
-        .await
-        .unwrap();
+    let tested: Value = call(&caller, &format!("{CONNECTIONS}/{id}/test")).await;
     assert_eq!(tested["ok"], true, "{tested}");
-    let bundle: Value = caller
-        .post_json(
-            &format!("{CONNECTIONS}/{id}/credentials"),
-            Some(&caller.admin_key),
-            &json!({}),
-        )
-        .await
-        .json()
-        .await
-        .unwrap();
+    let bundle: Value = call(&caller, &format!("{CONNECTIONS}/{id}/credentials")).await;
     let dir = tempfile::tempdir().unwrap();
     assert!(
         login_with_bundle(&bundle, &sshd, dir.path()),
@@ -199,16 +187,7 @@ async fn pairing_pins_the_remote_keys_logs_in_and_revokes_on_delete(backend: Bac
         )
         .await;
     assert_eq!(revoked.status(), StatusCode::NO_CONTENT);
-    let tested: Value = caller
-        .post_json(
-            &format!("{CONNECTIONS}/{id}/test"),
-            Some(&caller.admin_key),
-            &json!({}),
-        )
-        .await
-        .json()
-        .await
-        .unwrap();
+    let tested: Value = call(&caller, &format!("{CONNECTIONS}/{id}/test")).await;
     assert_eq!(tested["ok"], false);
     assert_eq!(tested["error"]["code"], "auth_failed", "{tested}");
 
