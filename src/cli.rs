@@ -1,4 +1,5 @@
-//! The command line: `serve`, `openapi`, `api-keys create`, `projections rebuild`.
+//! The command line: `serve`, `openapi`, `api-keys create`, `projections rebuild`,
+//! `audit verify`, `audit export`.
 //! Errors end the process with one line on stderr and a non-zero exit code.
 
 use std::path::PathBuf;
@@ -13,7 +14,11 @@ use crate::clock::{Clock, SystemClock};
 use crate::config::{ConfigError, Settings, redact_url_password};
 use crate::gateway::{Application, StartOptions, all_projections, open_store};
 use crate::names::Name;
-use crate::store::{Change, CommandMetadata, ProjectionRunner, Store, Writer};
+use crate::secrets::{MASTER_KEY_ENV, MasterKey, Secrets};
+use crate::store::{
+    AuditQuery, ChainHead, ChainKey, Change, CommandMetadata, ProjectionRunner, Store, Writer,
+};
+use chrono::{DateTime, SecondsFormat, Utc};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -46,6 +51,44 @@ enum Command {
     /// Maintain the read models.
     #[command(subcommand)]
     Projections(ProjectionsCommand),
+    /// Read and check the audit trail without an API key.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum AuditCommand {
+    /// Recompute the audit chain from the event log; prints the report as JSON and
+    /// exits 1 when the log was tampered with.
+    Verify {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// A head logged earlier (`POSITION:MAC`): also detects events cut off after it.
+        #[arg(long)]
+        head: Option<ChainHead>,
+    },
+    /// Print audit records as NDJSON, oldest first.
+    Export {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// Records at or after this time (RFC 3339).
+        #[arg(long)]
+        since: Option<DateTime<Utc>>,
+        /// Records before this time (RFC 3339).
+        #[arg(long)]
+        until: Option<DateTime<Utc>>,
+        #[arg(long)]
+        resource_type: Option<String>,
+        #[arg(long)]
+        resource_id: Option<String>,
+        /// An API key id, or `cli` / `bootstrap`.
+        #[arg(long)]
+        actor: Option<String>,
+        #[arg(long)]
+        event_type: Option<String>,
+        #[arg(long)]
+        request_id: Option<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -106,6 +149,31 @@ async fn dispatch(command: Command) -> anyhow::Result<()> {
             scopes,
         }) => create_api_key(config, &name, &scopes).await,
         Command::Projections(ProjectionsCommand::Rebuild(args)) => rebuild(args).await,
+        Command::Audit(AuditCommand::Verify { config, head }) => verify_audit(config, head).await,
+        Command::Audit(AuditCommand::Export {
+            config,
+            since,
+            until,
+            resource_type,
+            resource_id,
+            actor,
+            event_type,
+            request_id,
+        }) => {
+            let stamp = |t: DateTime<Utc>| t.to_rfc3339_opts(SecondsFormat::Micros, true);
+            let query = AuditQuery {
+                resource_type,
+                resource_id,
+                actor,
+                event_type,
+                request_id,
+                since: since.map(stamp),
+                until: until.map(stamp),
+                newest_first: false,
+                after: None,
+            };
+            export_audit(config, query).await
+        }
     }
 }
 
@@ -155,6 +223,20 @@ async fn open_store_and_views(args: &ConfigArg) -> anyhow::Result<(Store, Arc<Pr
     Ok((store, runner))
 }
 
+/// The audit chain's key from the master key the service uses (`CREDGATE_MASTER_KEY`,
+/// else `master_key_file`), refused when that key cannot open the stored data keys
+/// (events chained under a wrong key would all fail verification later).
+async fn checked_chain_key(args: &ConfigArg, store: &Store) -> anyhow::Result<ChainKey> {
+    let settings = Settings::load(args.config.as_deref())?;
+    let from_env = std::env::var(MASTER_KEY_ENV).ok();
+    let master = MasterKey::load(from_env.as_deref(), &settings.master_key_file)?;
+    let chain_key = master.audit_chain_key();
+    Secrets::open(store.clone(), master)
+        .await
+        .map_err(anyhow::Error::msg)?;
+    Ok(chain_key)
+}
+
 async fn create_api_key(args: ConfigArg, name: &str, scopes: &[String]) -> anyhow::Result<()> {
     let name = Name::parse(name).map_err(|m| anyhow::anyhow!("--name {m}"))?;
     let scopes = scopes
@@ -164,8 +246,12 @@ async fn create_api_key(args: ConfigArg, name: &str, scopes: &[String]) -> anyho
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
     let (store, runner) = open_store_and_views(&args).await?;
+    let chain_key = Arc::new(checked_chain_key(&args, &store).await?);
     let clock = SystemClock;
-    let service = ApiKeyService::new(&Writer::new(&store, Some(runner)), Arc::new(clock));
+    let service = ApiKeyService::new(
+        &Writer::new(&store, Some(runner), chain_key),
+        Arc::new(clock),
+    );
     let metadata = CommandMetadata::local("cli", clock.now());
     let (id, secret, key) = service
         .create(name, scopes, None, None, &metadata)
@@ -196,6 +282,48 @@ async fn rebuild(args: ConfigArg) -> anyhow::Result<()> {
         "rebuilt {} view(s) from {total} events, and the name reservations and dependencies",
         runner.projection_names().len()
     );
+    store.close().await;
+    Ok(())
+}
+
+async fn verify_audit(args: ConfigArg, head: Option<ChainHead>) -> anyhow::Result<()> {
+    let (store, _) = open_store_and_views(&args).await?;
+    let chain_key = checked_chain_key(&args, &store).await?;
+    let report = store.verify_chain(&chain_key, head).await?;
+    store.close().await;
+    println!("{}", serde_json::to_string(&report)?);
+    if report.ok {
+        Ok(())
+    } else {
+        Err(anyhow::anyhow!(
+            "the audit chain does not verify: {} at position {}",
+            serde_json::to_value(report.reason)?
+                .as_str()
+                .unwrap_or("fault"),
+            report.first_bad_position.unwrap_or_default()
+        ))
+    }
+}
+
+/// Catches the views up first (records are derived from events), then writes every
+/// matching record, page by page, to stdout.
+async fn export_audit(args: ConfigArg, mut query: AuditQuery) -> anyhow::Result<()> {
+    use std::io::Write;
+    let (store, runner) = open_store_and_views(&args).await?;
+    runner.catch_up().await?;
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    loop {
+        let rows = store.audit_records(&query, 500).await?;
+        let Some(last) = rows.last().map(|r| r.position) else {
+            break;
+        };
+        for row in rows {
+            writeln!(out, "{}", row.record)?;
+        }
+        query.after = Some(last);
+    }
+    out.flush()?;
     store.close().await;
     Ok(())
 }

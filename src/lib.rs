@@ -38,6 +38,7 @@ macro_rules! checked_text {
     };
 }
 
+pub mod audit;
 pub mod auth;
 pub mod cli;
 pub mod clock;

@@ -13,7 +13,7 @@ use actix_web::{HttpMessage, web};
 use super::aggregate::Rejection;
 use super::service::{ApiKeyService, AuthFailure};
 use super::throttle::FailureThrottle;
-use crate::gateway::{ApiError, client_of};
+use crate::gateway::{ApiError, RefusedKey, client_of};
 
 pub async fn require_api_key(
     req: ServiceRequest,
@@ -80,19 +80,31 @@ async fn authenticate(
                 "the Authorization header must be `Bearer <key>`",
             )
         })?;
-    service
-        .authenticate(token)
-        .await
-        .map_err(|failure| match failure {
-            AuthFailure::Rejected(Rejection::Unknown) => {
-                ApiError::unauthorized("invalid_api_key", "the API key is not valid")
-            }
-            AuthFailure::Rejected(Rejection::Revoked) => {
-                ApiError::unauthorized("api_key_revoked", "the API key has been revoked")
-            }
-            AuthFailure::Rejected(Rejection::Expired) => {
-                ApiError::unauthorized("api_key_expired", "the API key has expired")
-            }
-            AuthFailure::Store(e) => ApiError::from(e),
-        })
+    let failure = match service.authenticate(token).await {
+        Ok(principal) => return Ok(principal),
+        Err(failure) => failure,
+    };
+    let rejection = match failure {
+        AuthFailure::Store(e) => return Err(ApiError::from(e)),
+        AuthFailure::Rejected(rejection) => rejection,
+        AuthFailure::KeyRefused {
+            rejection,
+            key_id,
+            name,
+        } => {
+            // For the audit record of this refusal (see `gateway::refusals`).
+            req.extensions_mut().insert(RefusedKey {
+                key_id: key_id.to_string(),
+                name,
+            });
+            rejection
+        }
+    };
+    Err(match rejection {
+        Rejection::Unknown => ApiError::unauthorized("invalid_api_key", "the API key is not valid"),
+        Rejection::Revoked => {
+            ApiError::unauthorized("api_key_revoked", "the API key has been revoked")
+        }
+        Rejection::Expired => ApiError::unauthorized("api_key_expired", "the API key has expired"),
+    })
 }

@@ -2,6 +2,7 @@
 //! first admin key, and the `api-keys` plugin's routes.
 
 mod aggregate;
+mod audit;
 pub mod bootstrap;
 mod http;
 mod middleware;

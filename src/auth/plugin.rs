@@ -20,6 +20,10 @@ impl Plugin for ApiKeysPlugin {
         vec![ViewProjection::<ApiKeyView>::shared()]
     }
 
+    fn audit_lenses(&self) -> Vec<Arc<dyn crate::audit::AuditLens>> {
+        vec![super::audit::lens()]
+    }
+
     fn routes(&self, cfg: &mut ServiceConfig, _runtime: Option<&Runtime>) {
         // The ApiKeyService itself is registered by the gateway: authentication needs it
         // on every route, not only these.

@@ -28,6 +28,13 @@ pub struct Principal {
 pub enum AuthFailure {
     #[error("API key rejected: {0:?}")]
     Rejected(Rejection),
+    /// A real key, but revoked or expired: which one is worth an audit record.
+    #[error("API key {key_id} refused: {rejection:?}")]
+    KeyRefused {
+        rejection: Rejection,
+        key_id: Uuid,
+        name: String,
+    },
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -67,7 +74,14 @@ impl ApiKeyService {
         loaded
             .state
             .check(&digest, self.clock.now())
-            .map_err(AuthFailure::Rejected)?;
+            .map_err(|rejection| match rejection {
+                Rejection::Unknown => AuthFailure::Rejected(rejection),
+                _ => AuthFailure::KeyRefused {
+                    rejection,
+                    key_id,
+                    name: loaded.state.name.clone(),
+                },
+            })?;
         Ok(Principal {
             key_id,
             name: loaded.state.name,

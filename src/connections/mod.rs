@@ -4,6 +4,7 @@
 
 mod aggregate;
 mod attempt;
+mod audit;
 mod exports;
 mod host_keys;
 mod http;

@@ -66,6 +66,10 @@ impl Plugin for ConnectionsPlugin {
         ]
     }
 
+    fn audit_lenses(&self) -> Vec<Arc<dyn crate::audit::AuditLens>> {
+        super::audit::lenses()
+    }
+
     fn start(&self, runtime: &Runtime) -> anyhow::Result<()> {
         let service = web::Data::new(ConnectionService::new(
             &runtime.writer,

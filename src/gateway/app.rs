@@ -20,6 +20,7 @@ use super::json::BodyLimit;
 use super::limits::{self, RequestTimeout};
 use super::openapi::BaseDoc;
 use super::plugin::{Plugin, select_plugins};
+use super::refusals::{RefusalLog, record_refusals};
 use super::request_id::request_id_middleware;
 use super::services::SharedServices;
 use super::tracing_span::CredgateRootSpan;
@@ -135,7 +136,20 @@ impl Application {
         ));
         projections.catch_up().await?;
 
-        let writer = Writer::new(&store, Some(projections.clone()));
+        let master = MasterKey::load(options.master_key.as_deref(), &settings.master_key_file)?;
+        let chain_key = Arc::new(master.audit_chain_key());
+        let secrets = Secrets::open(store.clone(), master)
+            .await
+            .map_err(anyhow::Error::msg)?;
+        let adopted = store.adopt_unchained_events(&chain_key).await?;
+        if adopted > 0 {
+            tracing::warn!(
+                events = adopted,
+                "the audit chain started over events written before it existed"
+            );
+        }
+
+        let writer = Writer::new(&store, Some(projections.clone()), chain_key);
         let api_keys = Arc::new(ApiKeyService::new(&writer, options.clock.clone()));
         let bootstrap = ensure_admin_key(
             &api_keys,
@@ -143,11 +157,6 @@ impl Application {
             options.bootstrap_admin_key.as_deref(),
         )
         .await?;
-
-        let master = MasterKey::load(options.master_key.as_deref(), &settings.master_key_file)?;
-        let secrets = Secrets::open(store.clone(), master)
-            .await
-            .map_err(anyhow::Error::msg)?;
 
         let poller =
             spawn_projection_poller(projections.clone(), settings.projection_poll_interval);
@@ -164,6 +173,7 @@ impl Application {
         for plugin in &plugins {
             plugin.start(&runtime)?;
         }
+        let refusal_log = runtime.services.get::<RefusalLog>().ok();
         let failpoints = runtime.writer.failpoints().clone();
         let clock_data: web::Data<dyn Clock> = web::Data::from(runtime.clock.clone());
         // One document, as `credgate openapi` prints it, serves both the 404/405 routing
@@ -177,8 +187,11 @@ impl Application {
         ));
         let https = tls_config.is_some();
         let factory = move || {
-            App::new()
-                .app_data(store_data.clone())
+            let mut app = App::new();
+            if let Some(log) = &refusal_log {
+                app = app.app_data(log.clone());
+            }
+            app.app_data(store_data.clone())
                 .app_data(api_keys.clone())
                 .app_data(throttle.clone())
                 .app_data(clock_data.clone())
@@ -188,6 +201,7 @@ impl Application {
                 .app_data(known_routes.clone())
                 .app_data(limits::path_config())
                 .app_data(limits::query_config())
+                .wrap(from_fn(record_refusals))
                 .wrap(from_fn(limits::request_timeout_middleware))
                 .wrap(TracingLogger::<CredgateRootSpan>::new())
                 .wrap(from_fn(request_id_middleware))
@@ -260,6 +274,14 @@ impl Application {
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let result = self.server.await;
         self.poller.abort();
+        // The last head, for whoever keeps it outside (see `store::chain`).
+        match self.store.chain_head().await {
+            Ok(Some(head)) => {
+                tracing::info!(head = %head, position = head.position, "audit chain head at shutdown");
+            }
+            Ok(None) => {}
+            Err(error) => tracing::warn!(%error, "could not read the audit chain head at shutdown"),
+        }
         self.store.close().await;
         result
     }

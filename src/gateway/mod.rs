@@ -12,6 +12,7 @@ mod openapi;
 pub mod pagination;
 mod plugin;
 mod problem;
+mod refusals;
 mod request_id;
 mod responses;
 mod services;
@@ -25,6 +26,7 @@ pub use field_errors::FieldErrors;
 pub use json::{BodyLimit, JsonBody, JsonBodyOrEmpty};
 pub use plugin::{Plugin, select_plugins};
 pub use problem::{ApiError, FieldError, PROBLEM_JSON, Problem, rejection};
+pub use refusals::{RECORDED_CODES, Refusal, RefusalLog, RefusalSink, RefusedKey};
 pub use request_id::{REQUEST_ID_HEADER, RequestId, current_request_id};
 pub use responses::{
     BadRequest, Conflict, Forbidden, NotFound, PayloadTooLarge, PreconditionFailed,

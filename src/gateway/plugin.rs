@@ -18,6 +18,10 @@ pub trait Plugin: Send + Sync + 'static {
     }
     /// The read models this plugin owns; the projection runner keeps them current.
     fn projections(&self) -> Vec<Arc<dyn Projection>>;
+    /// How this plugin's events read in the audit trail, one lens per aggregate.
+    fn audit_lenses(&self) -> Vec<Arc<dyn crate::audit::AuditLens>> {
+        Vec::new()
+    }
     /// Stages the rebuild of the plugin's side tables (name reservations, dependencies)
     /// from its views in `change`, after `projections rebuild` has rebuilt the views;
     /// every plugin's part then commits as one transaction.
@@ -47,7 +51,7 @@ pub trait Plugin: Send + Sync + 'static {
 }
 
 /// Plugins that are always on, whatever the configuration says.
-const ALWAYS_ON: &[&str] = &["api-keys"];
+const ALWAYS_ON: &[&str] = &["api-keys", "audit"];
 
 /// The plugins of `all` that `enabled` asks for (all when `None`), checked for unknown
 /// names and missing dependencies.
@@ -95,7 +99,7 @@ mod tests {
         let chosen = select_plugins(Some(&[]), crate::plugins::all()).unwrap();
         assert_eq!(
             chosen.iter().map(|p| p.name()).collect::<Vec<_>>(),
-            vec!["api-keys"]
+            vec!["api-keys", "audit"]
         );
     }
 
@@ -114,6 +118,6 @@ mod tests {
             crate::plugins::all(),
         )
         .unwrap();
-        assert_eq!(both.len(), 3);
+        assert_eq!(both.len(), 4);
     }
 }

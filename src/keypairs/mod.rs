@@ -2,6 +2,7 @@
 //! the keypair, exported only through an audited call.
 
 mod aggregate;
+mod audit;
 mod comment;
 mod http;
 pub mod material;

@@ -32,6 +32,10 @@ impl Plugin for KeypairsPlugin {
         vec![ViewProjection::<KeypairView>::shared()]
     }
 
+    fn audit_lenses(&self) -> Vec<Arc<dyn crate::audit::AuditLens>> {
+        vec![super::audit::lens()]
+    }
+
     fn start(&self, runtime: &Runtime) -> anyhow::Result<()> {
         let dependants = web::Data::new(DependantRegistry::default());
         let service = web::Data::new(KeypairService::new(

@@ -5,6 +5,7 @@
 
 mod accounts;
 mod aggregate;
+mod audit;
 mod authorized_keys;
 mod host_keys;
 mod http;

@@ -26,6 +26,10 @@ impl Plugin for PairingPlugin {
         vec![ViewProjection::<AuthorizedKeyView>::shared()]
     }
 
+    fn audit_lenses(&self) -> Vec<Arc<dyn crate::audit::AuditLens>> {
+        vec![super::audit::lens()]
+    }
+
     fn start(&self, runtime: &Runtime) -> anyhow::Result<()> {
         let service = web::Data::new(PairingService::new(
             &runtime.writer,

@@ -39,6 +39,17 @@ impl MasterKey {
         &self.0
     }
 
+    /// The audit chain's MAC key: derived (HMAC-SHA256 over a fixed label), so the
+    /// master key itself is used for one purpose only, and the chain cannot be forged
+    /// without it.
+    pub fn audit_chain_key(&self) -> crate::store::ChainKey {
+        let key = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, self.0.as_slice());
+        let tag = aws_lc_rs::hmac::sign(&key, b"credgate:audit-chain-key:v1");
+        let mut bytes = Zeroizing::new([0u8; 32]);
+        bytes.copy_from_slice(tag.as_ref());
+        crate::store::ChainKey::new(*bytes)
+    }
+
     fn parse(text: &str, source_name: &str) -> Result<Self, MasterKeyError> {
         let decoded = Zeroizing::new(STANDARD.decode(text.trim()).map_err(|_| {
             MasterKeyError::Malformed {

@@ -14,6 +14,7 @@ use cqrs_es::{Aggregate, EventEnvelope, EventStore};
 use postgres_es::PostgresEventRepository;
 use sqlite_es::SqliteEventRepository;
 
+use super::chain::ChainKey;
 use super::change::{Change, CommitError};
 use super::failpoints::Failpoints;
 use super::{CommandError, CommandMetadata, ProjectionRunner, Store, StoreError, View};
@@ -73,16 +74,28 @@ pub struct Writer {
     store: Store,
     projections: Option<Arc<ProjectionRunner>>,
     failpoints: Failpoints,
+    /// Every event is written with its audit-chain link (see `chain.rs`).
+    chain_key: Arc<ChainKey>,
 }
 
 impl Writer {
     /// `projections`, when given, is caught up after every successful commit.
-    pub fn new(store: &Store, projections: Option<Arc<ProjectionRunner>>) -> Self {
+    pub fn new(
+        store: &Store,
+        projections: Option<Arc<ProjectionRunner>>,
+        chain_key: Arc<ChainKey>,
+    ) -> Self {
         Self {
             store: store.clone(),
             projections,
             failpoints: Failpoints::default(),
+            chain_key,
         }
+    }
+
+    /// The key the audit chain is written and verified with.
+    pub fn chain_key(&self) -> &ChainKey {
+        &self.chain_key
     }
 
     pub fn store(&self) -> &Store {
@@ -98,7 +111,9 @@ impl Writer {
     pub async fn commit(&self, change: &Change) -> Result<(), CommitError> {
         let failpoints = &self.failpoints;
         self.store
-            .commit_with(change, &|step| failpoints.check(step))
+            .commit_with_chain(change, Some(&self.chain_key), &|step| {
+                failpoints.check(step)
+            })
             .await?;
         if let Some(runner) = &self.projections {
             // The write is durable and the answer is built from the committed state;

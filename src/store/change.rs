@@ -20,6 +20,7 @@
 
 use cqrs_es::persist::SerializedEvent;
 
+use super::chain::{self, ChainKey};
 use super::side_tables::Dependant;
 use super::{Store, StoreError};
 
@@ -28,6 +29,9 @@ use super::{Store, StoreError};
 pub struct Change {
     pub(super) events: Vec<SerializedEvent>,
     pub(super) edits: Vec<SideEdit>,
+    /// Link every event the audit chain does not cover yet (see
+    /// `Store::adopt_unchained_events`).
+    pub(super) adopt_events: bool,
 }
 
 /// One edit of the tables beside the event log. Each is idempotent, so a change can be
@@ -374,33 +378,80 @@ macro_rules! in_transaction {
     };
 }
 
-/// One event; `json($n)` stores the text as JSON on both databases.
+/// One event; `json($n)` stores the text as JSON on both databases. It hands back the
+/// columns as stored (SQLite's `json()` may respell the text), which the chain covers.
 const INSERT_EVENT: &str = "INSERT INTO events (aggregate_type, aggregate_id, sequence, \
      event_type, event_version, payload, metadata) \
-     VALUES ($1, $2, $3, $4, $5, json($6), json($7))";
+     VALUES ($1, $2, $3, $4, $5, json($6), json($7)) \
+     RETURNING position, aggregate_type, aggregate_id, sequence, event_type, event_version, \
+     CAST(payload AS TEXT), CAST(metadata AS TEXT)";
+
+use chain::RawEventRow;
+
+/// Appends the audit chain's links for `$written` (raw events in position order) on
+/// `$tx`, after the newest link there is.
+macro_rules! link_events {
+    ($tx:ident, $key:expr, $written:expr) => {{
+        let head: Option<(i64, String)> = sqlx::query_as(chain::HEAD)
+            .fetch_optional(&mut *$tx)
+            .await?;
+        let mut linker = chain::Linker::after($key, head);
+        for event in $written {
+            let (position, previous, envelope, payload, metadata, mac) = linker.link(event);
+            sqlx::query(chain::INSERT_LINK)
+                .bind(position)
+                .bind(previous)
+                .bind(envelope)
+                .bind(payload)
+                .bind(metadata)
+                .bind(mac)
+                .execute(&mut *$tx)
+                .await?;
+        }
+    }};
+}
 
 /// Called at each [`CommitStep`]; an error stops the commit there (a test's failpoint).
 pub type StepHook<'a> = &'a (dyn Fn(CommitStep) -> Result<(), StoreError> + Send + Sync);
 
 impl Store {
-    /// Writes every event and side-table edit of `change` in one transaction. A failure
-    /// anywhere rolls all of it back.
+    /// Writes the side-table edits of `change` in one transaction. A change that holds
+    /// events needs the audit chain's key: commit it through a [`super::Writer`].
     pub async fn commit(&self, change: &Change) -> Result<(), CommitError> {
-        self.commit_with(change, &|_| Ok(())).await
+        self.commit_with_chain(change, None, &|_| Ok(()))
+            .await
+            .map(drop)
     }
 
-    /// [`Store::commit`], calling `hook` at every step (tests make it fail there).
-    pub async fn commit_with(
+    /// Writes every event of `change` with its audit-chain link, and every side-table
+    /// edit, in one transaction, calling `hook` at every step (tests make it fail
+    /// there). A failure anywhere rolls all of it back. Returns how many links were
+    /// written.
+    pub(super) async fn commit_with_chain(
         &self,
         change: &Change,
+        chain_key: Option<&ChainKey>,
         hook: StepHook<'_>,
-    ) -> Result<(), CommitError> {
+    ) -> Result<u64, CommitError> {
+        let needs_key = !change.events.is_empty() || change.adopt_events;
+        let key = match chain_key {
+            Some(key) => Some(key),
+            None if needs_key => {
+                return Err(StoreError::Fault(
+                    "events can only be written with the audit chain's key".into(),
+                )
+                .into());
+            }
+            None => None,
+        };
         hook(CommitStep::Begin)?;
+        let linked: u64;
         in_transaction!(self, |tx| {
+            let mut written: Vec<chain::RawEvent> = Vec::with_capacity(change.events.len());
             for event in &change.events {
                 let sequence = i64::try_from(event.sequence)
                     .map_err(|_| StoreError::Fault("event sequence out of range".into()))?;
-                sqlx::query(INSERT_EVENT)
+                let row: RawEventRow = sqlx::query_as(INSERT_EVENT)
                     .bind(&event.aggregate_type)
                     .bind(&event.aggregate_id)
                     .bind(sequence)
@@ -408,9 +459,29 @@ impl Store {
                     .bind(&event.event_version)
                     .bind(event.payload.to_string())
                     .bind(event.metadata.to_string())
-                    .execute(&mut *tx)
+                    .fetch_one(&mut *tx)
                     .await?;
+                written.push(row.into());
             }
+            if change.adopt_events {
+                let mut after = 0i64;
+                loop {
+                    let rows: Vec<RawEventRow> = sqlx::query_as(chain::RAW_EVENTS_AFTER)
+                        .bind(after)
+                        .bind(1000i64)
+                        .fetch_all(&mut *tx)
+                        .await?;
+                    let Some(last) = rows.last().map(|r| r.0) else {
+                        break;
+                    };
+                    written.extend(rows.into_iter().map(chain::RawEvent::from));
+                    after = last;
+                }
+            }
+            if let Some(key) = key {
+                link_events!(tx, key, &written);
+            }
+            linked = written.len() as u64;
             hook(CommitStep::AfterEvents)?;
             for edit in &change.edits {
                 apply_edit!(tx, edit);
@@ -418,6 +489,6 @@ impl Store {
             hook(CommitStep::AfterSideTables)?;
         });
         hook(CommitStep::AfterCommit)?;
-        Ok(())
+        Ok(linked)
     }
 }

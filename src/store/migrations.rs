@@ -1,6 +1,7 @@
 //! Schema for both stores. Idempotent (`IF NOT EXISTS`), run at every start, and only
 //! what credgate uses: the event table (with the columns postgres-es and sqlite-es
-//! write, plus a global position), projection checkpoints and view documents.
+//! write, plus a global position), projection checkpoints, view documents, the audit
+//! chain (append-only: triggers refuse updates and deletes) and the audit records.
 //!
 //! Event positions: every event gets a `position` that orders it among all events, and
 //! positions are handed out in commit order, so a projection that has read up to
@@ -61,6 +62,42 @@ pub const POSTGRES: &[&str] = &[
         PRIMARY KEY (projection, view_id)
     )",
     "CREATE INDEX IF NOT EXISTS view_documents_order ON view_documents (projection, sort_key)",
+    "CREATE TABLE IF NOT EXISTS audit_chain (
+        position        bigint PRIMARY KEY,
+        previous        bigint NOT NULL,
+        envelope_sha256 text   NOT NULL,
+        payload_sha256  text   NOT NULL,
+        metadata_sha256 text   NOT NULL,
+        mac             text   NOT NULL
+    )",
+    "CREATE OR REPLACE FUNCTION credgate_audit_chain_is_append_only() RETURNS trigger
+     LANGUAGE plpgsql AS $$
+     BEGIN
+         RAISE EXCEPTION 'audit_chain is append-only';
+     END
+     $$",
+    "DO $$ BEGIN
+         IF NOT EXISTS (SELECT 1 FROM pg_trigger WHERE tgname = 'audit_chain_append_only'
+                        AND tgrelid = 'audit_chain'::regclass) THEN
+             CREATE TRIGGER audit_chain_append_only BEFORE UPDATE OR DELETE ON audit_chain
+                 FOR EACH ROW EXECUTE FUNCTION credgate_audit_chain_is_append_only();
+         END IF;
+     END $$",
+    "CREATE TABLE IF NOT EXISTS audit_records (
+        position      bigint PRIMARY KEY,
+        occurred_at   text   NOT NULL,
+        resource_type text   NOT NULL,
+        resource_id   text   NOT NULL,
+        event_type    text   NOT NULL,
+        actor_id      text,
+        request_id    text   NOT NULL,
+        record        json   NOT NULL
+    )",
+    "CREATE INDEX IF NOT EXISTS audit_records_resource ON audit_records (resource_type, resource_id, position)",
+    "CREATE INDEX IF NOT EXISTS audit_records_actor ON audit_records (actor_id, position)",
+    "CREATE INDEX IF NOT EXISTS audit_records_request ON audit_records (request_id)",
+    "CREATE INDEX IF NOT EXISTS audit_records_type ON audit_records (event_type, position)",
+    "CREATE INDEX IF NOT EXISTS audit_records_time ON audit_records (occurred_at)",
 ];
 
 pub const SQLITE: &[&str] = &[
@@ -88,4 +125,31 @@ pub const SQLITE: &[&str] = &[
         PRIMARY KEY (projection, view_id)
     ) STRICT",
     "CREATE INDEX IF NOT EXISTS view_documents_order ON view_documents (projection, sort_key)",
+    "CREATE TABLE IF NOT EXISTS audit_chain (
+        position        integer PRIMARY KEY,
+        previous        integer NOT NULL,
+        envelope_sha256 text    NOT NULL,
+        payload_sha256  text    NOT NULL,
+        metadata_sha256 text    NOT NULL,
+        mac             text    NOT NULL
+    ) STRICT",
+    "CREATE TRIGGER IF NOT EXISTS audit_chain_no_update BEFORE UPDATE ON audit_chain
+     BEGIN SELECT RAISE(ABORT, 'audit_chain is append-only'); END",
+    "CREATE TRIGGER IF NOT EXISTS audit_chain_no_delete BEFORE DELETE ON audit_chain
+     BEGIN SELECT RAISE(ABORT, 'audit_chain is append-only'); END",
+    "CREATE TABLE IF NOT EXISTS audit_records (
+        position      integer PRIMARY KEY,
+        occurred_at   text    NOT NULL,
+        resource_type text    NOT NULL,
+        resource_id   text    NOT NULL,
+        event_type    text    NOT NULL,
+        actor_id      text,
+        request_id    text    NOT NULL,
+        record        text    NOT NULL
+    ) STRICT",
+    "CREATE INDEX IF NOT EXISTS audit_records_resource ON audit_records (resource_type, resource_id, position)",
+    "CREATE INDEX IF NOT EXISTS audit_records_actor ON audit_records (actor_id, position)",
+    "CREATE INDEX IF NOT EXISTS audit_records_request ON audit_records (request_id)",
+    "CREATE INDEX IF NOT EXISTS audit_records_type ON audit_records (event_type, position)",
+    "CREATE INDEX IF NOT EXISTS audit_records_time ON audit_records (occurred_at)",
 ];

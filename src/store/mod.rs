@@ -16,7 +16,11 @@ macro_rules! on_pool {
     };
 }
 
+#[macro_use]
+mod projection_tx;
 mod aggregates;
+mod audit_records;
+mod chain;
 mod change;
 mod error;
 mod event_log;
@@ -24,19 +28,20 @@ mod failpoints;
 mod metadata;
 mod migrations;
 mod postgres;
-mod projection_tx;
 mod projections;
 mod side_tables;
 mod sqlite;
 mod views;
 
 pub use aggregates::{Aggregates, Committed, Loaded, Upcasted, Writer, upcast};
+pub use audit_records::{AuditQuery, AuditRow};
+pub use chain::{ChainFault, ChainHead, ChainKey, ChainReport};
 pub use change::{Change, CommitError, CommitStep};
 pub use error::{CommandError, StoreError};
 pub use event_log::{Position, StoredEvent};
 pub use failpoints::Failpoints;
 pub use metadata::CommandMetadata;
-pub use projections::{Projection, ProjectionRunner, View, ViewProjection};
+pub use projections::{Projected, Projection, ProjectionRunner, View, ViewProjection};
 pub use side_tables::Dependant;
 
 pub use views::{ViewChange, ViewDoc};

@@ -16,6 +16,7 @@ use cqrs_es::{Aggregate, EventEnvelope};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use super::audit_records::AuditRow;
 use super::event_log::StoredEvent;
 use super::projection_tx::ProjectionTx;
 use super::views::{ViewChange, ViewDoc};
@@ -28,14 +29,56 @@ const BATCH: i64 = 500;
 pub trait Projection: Send + Sync + 'static {
     /// The name its checkpoint and documents are stored under. A persisted contract.
     fn name(&self) -> &'static str;
-    /// The aggregate type whose events it reads; others only move its checkpoint.
-    fn aggregate_type(&self) -> &'static str;
-    /// What `event` does to the document of its aggregate (`current`, if there is one).
+    /// Whether it reads events of this aggregate type; others only move its checkpoint.
+    fn reads(&self, aggregate_type: &str) -> bool;
+    /// The document `event` changes (by default: the one of its aggregate).
+    fn document_id(&self, event: &StoredEvent) -> String {
+        event.aggregate_id.clone()
+    }
+    /// What `event` does to its document (`current`, if there is one).
     fn project(
         &self,
         current: Option<&ViewDoc>,
         event: &StoredEvent,
-    ) -> Result<ViewChange, StoreError>;
+    ) -> Result<Projected, StoreError>;
+    /// Whether it writes audit records (a rebuild then starts them over too).
+    fn writes_audit_records(&self) -> bool {
+        false
+    }
+}
+
+/// What one event does to a projection: its document, and an audit record if the
+/// projection keeps them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Projected {
+    pub document: ViewChange,
+    pub record: Option<AuditRow>,
+}
+
+impl From<ViewChange> for Projected {
+    fn from(document: ViewChange) -> Self {
+        Self {
+            document,
+            record: None,
+        }
+    }
+}
+
+impl StoredEvent {
+    /// The event as `A`'s event type, after `A`'s upcasters.
+    pub fn envelope<A: super::Upcasted>(&self) -> Result<EventEnvelope<A>, StoreError> {
+        let stored = SerializedEvent::new(
+            self.aggregate_id.clone(),
+            usize::try_from(self.sequence).unwrap_or_default(),
+            self.aggregate_type.clone(),
+            self.event_type.clone(),
+            self.event_version.clone(),
+            self.payload.clone(),
+            serde_json::to_value(&self.metadata)?,
+        );
+        EventEnvelope::<A>::try_from(super::upcast(stored, &A::upcasters()))
+            .map_err(|e| StoreError::Fault(format!("stored event could not be read: {e}")))
+    }
 }
 
 /// A typed view of one aggregate: the usual way to write a projection.
@@ -61,31 +104,19 @@ impl<V: View> Projection for ViewProjection<V> {
         V::PROJECTION
     }
 
-    fn aggregate_type(&self) -> &'static str {
-        V::Aggregate::TYPE
+    fn reads(&self, aggregate_type: &str) -> bool {
+        aggregate_type == V::Aggregate::TYPE
     }
 
     fn project(
         &self,
         current: Option<&ViewDoc>,
         event: &StoredEvent,
-    ) -> Result<ViewChange, StoreError> {
+    ) -> Result<Projected, StoreError> {
         if current.is_some_and(|doc| doc.version >= event.sequence) {
-            return Ok(ViewChange::Unchanged);
+            return Ok(ViewChange::Unchanged.into());
         }
-        let stored = SerializedEvent::new(
-            event.aggregate_id.clone(),
-            usize::try_from(event.sequence).unwrap_or_default(),
-            event.aggregate_type.clone(),
-            event.event_type.clone(),
-            event.event_version.clone(),
-            event.payload.clone(),
-            serde_json::to_value(&event.metadata)?,
-        );
-        let upcasters = <V::Aggregate as super::Upcasted>::upcasters();
-        let envelope =
-            EventEnvelope::<V::Aggregate>::try_from(super::upcast(stored, &upcasters))
-                .map_err(|e| StoreError::Fault(format!("stored event could not be read: {e}")))?;
+        let envelope = event.envelope::<V::Aggregate>()?;
         let view: Option<V> = current
             .map(|doc| serde_json::from_value(doc.payload.clone()))
             .transpose()?;
@@ -98,7 +129,8 @@ impl<V: View> Projection for ViewProjection<V> {
             }),
             None if current.is_some() => ViewChange::Delete,
             None => ViewChange::Unchanged,
-        })
+        }
+        .into())
     }
 }
 
@@ -166,6 +198,9 @@ impl ProjectionRunner {
         for projection in &self.projections {
             let mut tx = ProjectionTx::begin(&self.store).await?;
             tx.reset(projection.name()).await?;
+            if projection.writes_audit_records() {
+                tx.forget_audit_records().await?;
+            }
             let mut applied = 0;
             loop {
                 let read = apply_batch(&mut tx, projection.as_ref()).await?;
@@ -195,13 +230,18 @@ async fn apply_batch(
     };
     for event in events
         .iter()
-        .filter(|e| e.aggregate_type == projection.aggregate_type())
+        .filter(|e| projection.reads(&e.aggregate_type))
     {
-        let current = tx.load_doc(name, &event.aggregate_id).await?;
-        match projection.project(current.as_ref(), event)? {
+        let document_id = projection.document_id(event);
+        let current = tx.load_doc(name, &document_id).await?;
+        let projected = projection.project(current.as_ref(), event)?;
+        match projected.document {
             ViewChange::Unchanged => {}
             ViewChange::Put(doc) => tx.put_doc(name, &doc).await?,
-            ViewChange::Delete => tx.delete_doc(name, &event.aggregate_id).await?,
+            ViewChange::Delete => tx.delete_doc(name, &document_id).await?,
+        }
+        if let Some(record) = projected.record {
+            tx.put_audit_record(&record).await?;
         }
     }
     tx.save_checkpoint(name, last).await?;

@@ -149,7 +149,11 @@ async fn late_commit_scenario(keep_commit_order_trigger: bool) -> (Vec<String>, 
         store.clone(),
         vec![ViewProjection::<ApiKeyView>::shared()],
     ));
-    let writer = Writer::new(&store, Some(runner.clone()));
+    let writer = Writer::new(
+        &store,
+        Some(runner.clone()),
+        Arc::new(credgate::store::ChainKey::new([3; 32])),
+    );
     let service = Arc::new(ApiKeyService::new(&writer, Arc::new(SystemClock)));
 
     // A transaction writes an event and stays open...

@@ -1,0 +1,63 @@
+//! The audit record as the API returns it and the export writes it, one per event.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use utoipa::ToSchema;
+
+use super::lens::Category;
+
+/// Who caused the event.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Actor {
+    /// The API key's id; absent for work done on the machine (`cli`, `bootstrap`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    /// The API key's name at the time, or `cli` / `bootstrap`.
+    pub name: String,
+}
+
+/// One field of the resource that this event changed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct FieldChange {
+    pub field: String,
+    /// The value before (null when the field was not set). Secrets show as `"<sealed>"`.
+    #[schema(value_type = Object, nullable)]
+    pub before: Value,
+    /// The value after. Secrets show as `"<sealed>"`.
+    #[schema(value_type = Object, nullable)]
+    pub after: Value,
+}
+
+/// One event of the log, as an auditor reads it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct AuditRecord {
+    /// The event's global position: the record's id and sort key.
+    pub position: i64,
+    /// When the command ran (from the event's metadata, not when it was projected).
+    pub occurred_at: DateTime<Utc>,
+    /// `ssh_keypair`, `ssh_connection`, `api_key`, `authorized_key`,
+    /// `pairing_attempt`, `access_denial`.
+    pub resource_type: String,
+    pub resource_id: String,
+    /// The resource's name at that time (absent for resources without one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resource_name: Option<String>,
+    /// The stored event type, e.g. `KeypairRenamed`.
+    pub event_type: String,
+    pub event_version: String,
+    pub category: Category,
+    pub actor: Actor,
+    /// The `X-Request-Id` of the response to the request that caused it.
+    pub request_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_address: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_agent: Option<String>,
+    /// Field-level changes, before → after.
+    pub changes: Vec<FieldChange>,
+    /// Facts of the event that are not fields of the resource (e.g. `cascade`,
+    /// `encrypted`, a failed setup's `phase`).
+    #[schema(value_type = Object)]
+    pub details: Map<String, Value>,
+}
