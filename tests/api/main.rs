@@ -6,6 +6,7 @@
 
 mod api_keys;
 mod atomicity;
+mod audit;
 mod auth;
 mod cli;
 mod connections;
