@@ -4,8 +4,9 @@
 //! of refused requests cannot fill the store. What was dropped is counted, and the next
 //! recorded denial says how many (`suppressed_before`).
 
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::sync::{Arc, Mutex};
+
+use chrono::{DateTime, Duration, Utc};
 
 use cqrs_es::event_sink::EventSink;
 use cqrs_es::{Aggregate, DomainEvent};
@@ -13,6 +14,7 @@ use futures_util::future::BoxFuture;
 use serde::{Deserialize, Serialize};
 
 use super::lens::{AuditFacts, AuditLens, Category, TypedLens};
+use crate::clock::Clock;
 use crate::gateway::{Refusal, RefusalSink};
 use crate::store::{Aggregates, CommandMetadata, Writer};
 
@@ -113,13 +115,13 @@ fn describe(event: &AccessDenialEvent) -> AuditFacts {
 /// the last recorded one.
 struct RateWindow {
     per_minute: u32,
-    started: Instant,
+    started: DateTime<Utc>,
     recorded: u32,
     suppressed: u64,
 }
 
 impl RateWindow {
-    fn new(per_minute: u32, now: Instant) -> Self {
+    fn new(per_minute: u32, now: DateTime<Utc>) -> Self {
         Self {
             per_minute,
             started: now,
@@ -129,8 +131,8 @@ impl RateWindow {
     }
 
     /// `Some(dropped since the last recorded)` when a refusal may be recorded now.
-    fn admit(&mut self, now: Instant) -> Option<u64> {
-        if now.saturating_duration_since(self.started) >= Duration::from_secs(60) {
+    fn admit(&mut self, now: DateTime<Utc>) -> Option<u64> {
+        if now.signed_duration_since(self.started) >= Duration::seconds(60) || now < self.started {
             self.started = now;
             self.recorded = 0;
         }
@@ -147,17 +149,20 @@ impl RateWindow {
 pub struct DenialRecorder {
     denials: Aggregates<AccessDenial>,
     window: Mutex<RateWindow>,
+    clock: Arc<dyn Clock>,
 }
 
 impl DenialRecorder {
-    pub fn new(writer: &Writer, per_minute: u32) -> Self {
+    /// The window runs on `clock` (the service's clock, which tests can move).
+    pub fn new(writer: &Writer, per_minute: u32, clock: Arc<dyn Clock>) -> Self {
         Self {
             denials: Aggregates::new(writer, ()),
-            window: Mutex::new(RateWindow::new(per_minute, Instant::now())),
+            window: Mutex::new(RateWindow::new(per_minute, clock.now())),
+            clock,
         }
     }
 
-    fn admit(&self, now: Instant) -> Option<u64> {
+    fn admit(&self, now: DateTime<Utc>) -> Option<u64> {
         self.window
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -168,7 +173,7 @@ impl DenialRecorder {
 impl RefusalSink for DenialRecorder {
     fn record(&self, refusal: Refusal) -> BoxFuture<'_, ()> {
         Box::pin(async move {
-            let Some(suppressed_before) = self.admit(Instant::now()) else {
+            let Some(suppressed_before) = self.admit(self.clock.now()) else {
                 return;
             };
             let metadata = CommandMetadata {
@@ -204,14 +209,16 @@ mod tests {
 
     #[test]
     fn the_window_admits_its_limit_then_counts_what_it_drops() {
-        let start = Instant::now();
+        let start = Utc::now();
         let mut window = RateWindow::new(2, start);
         assert_eq!(window.admit(start), Some(0));
         assert_eq!(window.admit(start), Some(0));
         assert_eq!(window.admit(start), None);
-        assert_eq!(window.admit(start + Duration::from_secs(59)), None);
-        assert_eq!(window.admit(start + Duration::from_secs(60)), Some(2));
-        assert_eq!(window.admit(start + Duration::from_secs(60)), Some(0));
-        assert_eq!(window.admit(start + Duration::from_secs(60)), None);
+        assert_eq!(window.admit(start + Duration::seconds(59)), None);
+        assert_eq!(window.admit(start + Duration::seconds(60)), Some(2));
+        assert_eq!(window.admit(start + Duration::seconds(60)), Some(0));
+        assert_eq!(window.admit(start + Duration::seconds(60)), None);
+        // A clock set back starts a fresh window rather than never reopening.
+        assert_eq!(window.admit(start), Some(1));
     }
 }

@@ -55,7 +55,8 @@ impl Plugin for AuditPlugin {
         self.service
             .set(service)
             .map_err(|_| anyhow::anyhow!("the {} plugin was started twice", self.name()))?;
-        let recorder = DenialRecorder::new(&runtime.writer, DENIALS_PER_MINUTE);
+        let recorder =
+            DenialRecorder::new(&runtime.writer, DENIALS_PER_MINUTE, runtime.clock.clone());
         runtime
             .services
             .provide(web::Data::new(RefusalLog(Arc::new(recorder))));

@@ -773,6 +773,20 @@ async fn a_following_export_delivers_another_instances_record() {
         serde_json::from_str(buffer.lines().find(|l| l.contains(&id)).unwrap()).unwrap();
     assert_eq!(line["event_type"], "KeypairGenerated");
     assert_eq!(line["request_id"], made.request_id.as_str());
+
+    // Nothing new: the stream stays open and says so with a heartbeat line (every 10 s).
+    let heartbeat = tokio::time::timeout(Duration::from_secs(15), async {
+        loop {
+            let chunk = response.chunk().await.unwrap().unwrap();
+            let text = String::from_utf8(chunk.to_vec()).unwrap();
+            if let Some(line) = text.lines().find(|l| l.contains("heartbeat")) {
+                return serde_json::from_str::<Value>(line).unwrap();
+            }
+        }
+    })
+    .await
+    .expect("a heartbeat line");
+    assert_eq!(heartbeat["after_position"], line["position"]);
 }
 
 /// A rebuild over ≥ 10,000 events gives the records the live projection wrote, record
@@ -868,10 +882,17 @@ async fn a_rebuild_gives_the_live_records_back(backend: Backend) {
     assert_eq!(revoked.event_type, "ApiKeyRevoked");
     assert_eq!(revoked.record["resource_name"], "key 4999");
     assert_eq!(revoked.record["changes"][0]["field"], "revoked_at");
+    let verifying = Instant::now();
     let verified = store
         .verify_chain(&ChainKey::new([5; 32]), None)
         .await
         .unwrap();
+    let took = verifying.elapsed().as_secs_f64();
+    println!(
+        "{}: verified the chain over {events} events in {took:.2} s: {:.0} events/s",
+        store.kind(),
+        events as f64 / took
+    );
     assert!(verified.ok, "{verified:?}");
     assert_eq!(verified.checked, events as u64);
     store.close().await;
@@ -1052,4 +1073,42 @@ async fn secrets_stay_out_of_records_exports_and_logs() {
             .any(|l| l.contains("audit chain head at shutdown") && l.contains(&head)),
         "no shutdown head line with {head}"
     );
+}
+
+/// A flood of refused requests leaves at most 60 records a minute per instance; the
+/// first record of the next minute says how many were dropped.
+#[tokio::test]
+async fn a_flood_of_refusals_is_recorded_at_a_bounded_rate() {
+    let db = TestDb::create(Backend::Sqlite).await;
+    let app = TestApp::spawn(&db.url).await;
+    let narrow = app.create_key("narrow", &["keypairs:read"]).await;
+    for _ in 0..65 {
+        let refused = app.get(AUDIT, Some(&narrow.secret)).await;
+        assert_eq!(refused.status(), StatusCode::FORBIDDEN);
+    }
+    let denials = |records: &[Value]| {
+        records
+            .iter()
+            .filter(|r| r["event_type"] == "AccessDenied")
+            .cloned()
+            .collect::<Vec<_>>()
+    };
+    let recorded =
+        denials(&all_records(&app, &app.admin_key, "&resource_type=access_denial").await);
+    assert_eq!(recorded.len(), 60);
+    assert!(
+        recorded
+            .iter()
+            .all(|r| r["actor"]["id"] == narrow.id.as_str()
+                && r["details"]["reason"] == "insufficient_scope"
+                && r["details"]["suppressed_before"] == 0)
+    );
+
+    app.clock.advance(chrono::Duration::seconds(61));
+    let refused = app.get(AUDIT, Some(&narrow.secret)).await;
+    assert_eq!(refused.status(), StatusCode::FORBIDDEN);
+    let recorded =
+        denials(&all_records(&app, &app.admin_key, "&resource_type=access_denial").await);
+    assert_eq!(recorded.len(), 61);
+    assert_eq!(recorded.last().unwrap()["details"]["suppressed_before"], 5);
 }
