@@ -50,6 +50,7 @@ pub struct ListParams {
     /// Records before this time (RFC 3339).
     pub until: Option<DateTime<Utc>>,
     /// `newest_first` (default) or `oldest_first`.
+    #[param(inline)]
     pub order: Option<Order>,
     /// `next_cursor` of the previous page. Pages stay stable while new records arrive.
     pub cursor: Option<String>,
@@ -82,6 +83,7 @@ pub struct ExportParams {
 #[into_params(parameter_in = Query)]
 pub struct HistoryParams {
     /// `oldest_first` (default for a history) or `newest_first`.
+    #[param(inline)]
     pub order: Option<Order>,
     pub cursor: Option<String>,
     /// Records per page, 1–200 (default 50).

@@ -19,7 +19,11 @@ pub struct HealthStatus {
 }
 
 /// The process is up.
-#[utoipa::path(tag = "health", responses((status = 200, body = HealthStatus)))]
+#[utoipa::path(
+    tag = "health",
+    security(()),
+    responses((status = 200, body = HealthStatus))
+)]
 #[get("/health/live")]
 pub async fn live() -> HttpResponse {
     HttpResponse::Ok().json(HealthStatus { status: "ok" })
@@ -28,6 +32,7 @@ pub async fn live() -> HttpResponse {
 /// The process can reach its store.
 #[utoipa::path(
     tag = "health",
+    security(()),
     responses(
         (status = 200, body = HealthStatus),
         (status = 503, description = "Store unreachable", body = Problem, content_type = "application/problem+json"),
