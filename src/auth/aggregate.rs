@@ -76,6 +76,10 @@ pub enum ApiKeyError {
     NoScopes,
     #[error("the expiry time is not in the future")]
     ExpiryNotInFuture,
+    /// Not the aggregate's decision but the store's (no other active admin key): kept
+    /// here so every refusal of a key command has one type.
+    #[error("this is the last active admin key")]
+    LastAdminKey,
 }
 
 /// Why a presented secret does not authenticate.

@@ -100,6 +100,11 @@ impl From<CommandError<ApiKeyError>> for ApiError {
             Ok(ApiKeyError::AlreadyRevoked) => {
                 ApiError::conflict("already_revoked", "the API key is already revoked")
             }
+            Ok(ApiKeyError::LastAdminKey) => ApiError::conflict(
+                "last_admin_key",
+                "this is the last active admin key: create another admin key first (or \
+                 recover one with `credgate api-keys create` on the host)",
+            ),
         }
     }
 }
@@ -188,13 +193,16 @@ pub async fn get_api_key(
 }
 
 /// Revoke an API key. It is refused from the next request on, by every instance.
-/// Revoking a revoked key changes nothing and also answers 204.
+/// Revoking a revoked key changes nothing and also answers 204. A key may revoke
+/// itself (its next request gets 401); the last active admin key cannot be revoked
+/// (409 `last_admin_key`).
 #[utoipa::path(
     tag = "api-keys",
     params(("id" = Uuid, Path, description = "API key id")),
     responses(
         (status = 204, description = "Revoked (also when it already was)"),
         (status = 404, response = NotFound),
+        (status = 409, response = Conflict),
     ),
 )]
 #[delete("/api-keys/{id}")]

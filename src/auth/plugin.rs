@@ -5,9 +5,11 @@ use std::sync::Arc;
 use utoipa_actix_web::service_config::ServiceConfig;
 
 use super::http;
+use super::scope::Scope;
+use super::service::ADMIN_KEYS;
 use super::view::ApiKeyView;
 use crate::gateway::{Plugin, Runtime};
-use crate::store::{Projection, ViewProjection};
+use crate::store::{Change, Projection, Store, StoreError, View, ViewProjection};
 
 pub struct ApiKeysPlugin;
 
@@ -22,6 +24,25 @@ impl Plugin for ApiKeysPlugin {
 
     fn audit_lenses(&self) -> Vec<Arc<dyn crate::audit::AuditLens>> {
         vec![super::audit::lens()]
+    }
+
+    fn rebuild_side_tables<'a>(
+        &'a self,
+        store: &'a Store,
+        change: &'a mut Change,
+    ) -> futures_util::future::BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(async move {
+            change.forget_names(ADMIN_KEYS);
+            for key in store
+                .all_views::<ApiKeyView>(ApiKeyView::PROJECTION)
+                .await?
+            {
+                if key.revoked_at.is_none() && key.scopes.contains(&Scope::Admin) {
+                    change.hold_name(ADMIN_KEYS, &key.id, &key.id);
+                }
+            }
+            Ok(())
+        })
     }
 
     fn routes(&self, cfg: &mut ServiceConfig, _runtime: Option<&Runtime>) {

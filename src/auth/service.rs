@@ -13,7 +13,8 @@ use super::view::ApiKeyView;
 use crate::clock::Clock;
 use crate::names::Name;
 use crate::store::{
-    Aggregates, CommandError, CommandMetadata, Page, Store, StoreError, View, Writer,
+    Aggregates, Change, CommandError, CommandMetadata, CommitError, Page, Store, StoreError, View,
+    Writer,
 };
 
 /// The caller a request was authenticated as.
@@ -38,6 +39,9 @@ pub enum AuthFailure {
     #[error(transparent)]
     Store(#[from] StoreError),
 }
+
+/// The side-table kind whose holders are the active admin keys (each holds its own id).
+pub const ADMIN_KEYS: &str = "admin-key";
 
 pub struct ApiKeyService {
     keys: Aggregates<ApiKey>,
@@ -99,6 +103,7 @@ impl ApiKeyService {
         metadata: &CommandMetadata,
     ) -> Result<(Uuid, ApiKeySecret, ApiKey), CommandError<ApiKeyError>> {
         let secret = secret.unwrap_or_else(ApiKeySecret::generate);
+        let is_admin = scopes.contains(&Scope::Admin);
         let digest = secret.digest();
         let id = digest.key_id();
         let command = ApiKeyCommand::Create {
@@ -108,13 +113,21 @@ impl ApiKeyService {
             expires_at,
             now: metadata.occurred_at,
         };
+        let mut change = Change::new();
         let committed = self
             .keys
-            .execute(&id.to_string(), command, metadata)
+            .decide(&mut change, &id.to_string(), command, metadata, None)
             .await?;
+        if is_admin {
+            change.hold_name(ADMIN_KEYS, &id.to_string(), &id.to_string());
+        }
+        self.commit(&change).await?;
         Ok((id, secret, committed.state))
     }
 
+    /// Revokes a key. The last active admin key cannot be revoked (`LastAdminKey`):
+    /// nobody could manage keys over the API any more. The check is a guard in the
+    /// revocation's own transaction, so two concurrent revocations cannot both pass.
     pub async fn revoke(
         &self,
         id: Uuid,
@@ -123,10 +136,41 @@ impl ApiKeyService {
         let command = ApiKeyCommand::Revoke {
             now: metadata.occurred_at,
         };
+        let mut change = Change::new();
         self.keys
-            .execute(&id.to_string(), command, metadata)
+            .decide(&mut change, &id.to_string(), command, metadata, None)
+            .await?;
+        change.release_names(ADMIN_KEYS, &id.to_string());
+        change.require_held(ADMIN_KEYS);
+        self.commit(&change).await
+    }
+
+    async fn commit(&self, change: &Change) -> Result<(), CommandError<ApiKeyError>> {
+        self.keys
+            .writer()
+            .commit(change)
             .await
-            .map(|_| ())
+            .map_err(|e| match e {
+                CommitError::NoneLeft { .. } => CommandError::Rejected(ApiKeyError::LastAdminKey),
+                CommitError::Store(e) => CommandError::Store(e),
+                other => CommandError::Store(StoreError::Fault(other.to_string())),
+            })
+    }
+
+    /// Stages, for every active admin key, that it is one (`ADMIN_KEYS`), if it is not
+    /// marked yet: stores written before the last-admin rule existed get their marks at
+    /// start (and `projections rebuild` redoes them all).
+    pub async fn mark_active_admin_keys(&self, change: &mut Change) -> Result<(), StoreError> {
+        for key in self
+            .store
+            .all_views::<ApiKeyView>(ApiKeyView::PROJECTION)
+            .await?
+        {
+            if key.revoked_at.is_none() && key.scopes.contains(&Scope::Admin) {
+                change.hold_name_if_free(ADMIN_KEYS, &key.id, &key.id);
+            }
+        }
+        Ok(())
     }
 
     pub async fn get(&self, id: Uuid) -> Result<Option<ApiKeyView>, StoreError> {

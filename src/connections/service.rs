@@ -282,9 +282,11 @@ impl ConnectionService {
                 CommitError::NotLive { .. } => {
                     ConnectionFailure::invalid("keypair_id", "no such keypair")
                 }
-                CommitError::InUse(_) => ConnectionFailure::Command(CommandError::Store(
-                    StoreError::Fault("a connection has no dependants".into()),
-                )),
+                e @ (CommitError::InUse(_) | CommitError::NoneLeft { .. }) => {
+                    ConnectionFailure::Command(CommandError::Store(StoreError::Fault(format!(
+                        "a connection change stages no such guard: {e}"
+                    ))))
+                }
                 CommitError::Store(e) => e.into(),
             })
     }

@@ -53,6 +53,8 @@ impl From<CommitError> for KeypairFailure {
             CommitError::NameTaken { .. } => Self::NameTaken,
             CommitError::NotLive { .. } => Self::NotFound,
             CommitError::InUse(dependants) => Self::InUse(dependants),
+            // Keypair changes stage no `require_held`.
+            e @ CommitError::NoneLeft { .. } => StoreError::Fault(e.to_string()).into(),
             CommitError::Store(e) => e.into(),
         }
     }

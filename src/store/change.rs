@@ -87,6 +87,11 @@ pub(super) enum SideEdit {
     RequireUnused {
         target: String,
     },
+    /// Refuses the change unless some owner still holds a name of `kind` at this point
+    /// of it (e.g. some admin key stays active).
+    RequireHeld {
+        kind: &'static str,
+    },
 }
 
 /// Why a change was not written.
@@ -101,6 +106,9 @@ pub enum CommitError {
     /// Something still depends on the object being deleted.
     #[error("in use by {} object(s)", .0.len())]
     InUse(Vec<Dependant>),
+    /// The change would leave no holder of a name of `kind`.
+    #[error("it would leave no {kind}")]
+    NoneLeft { kind: &'static str },
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -196,6 +204,12 @@ impl Change {
             kind,
             owner: owner.to_owned(),
         });
+    }
+
+    /// The change commits only if some owner still holds a name of `kind` at this point
+    /// of it.
+    pub fn require_held(&mut self, kind: &'static str) {
+        self.edits.push(SideEdit::RequireHeld { kind });
     }
 
     /// The change commits only if nothing depends on `target` at this point of it.
@@ -332,6 +346,17 @@ macro_rules! apply_edit {
                         kind,
                         owner: owner.clone(),
                     });
+                }
+            }
+            SideEdit::RequireHeld { kind } => {
+                let any: Option<String> = sqlx::query_scalar(
+                    "SELECT owner FROM name_reservations WHERE kind = $1 LIMIT 1",
+                )
+                .bind(*kind)
+                .fetch_optional(&mut *$tx)
+                .await?;
+                if any.is_none() {
+                    return Err(CommitError::NoneLeft { kind });
                 }
             }
             SideEdit::RequireUnused { target } => {

@@ -307,7 +307,59 @@ async fn events_record_who_when_and_from_where(backend: Backend) {
     }
 }
 
+/// The last active admin key cannot be revoked (nobody could manage keys any more); any
+/// other key may revoke itself; two admins revoking each other at once leave one.
+async fn the_last_admin_key_stays(backend: Backend) {
+    let db = TestDb::create(backend).await;
+    let app = TestApp::spawn(&db.url).await;
+    let bootstrap_id = app.list_keys(&app.admin_key).await[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let path = |id: &str| format!("/api/v1/api-keys/{id}");
+    let refused = problem(
+        app.delete(&path(&bootstrap_id), Some(&app.admin_key)).await,
+        StatusCode::CONFLICT,
+    )
+    .await;
+    assert_eq!(refused["code"], "last_admin_key");
+    assert!(
+        refused["detail"]
+            .as_str()
+            .unwrap()
+            .contains("credgate api-keys create")
+    );
+
+    // A narrow key revokes itself: done, and its next request is refused.
+    let narrow = app.create_key("self", &["admin"]).await;
+    let reader = app.create_key("reader", &["audit:read"]).await;
+    let gone = app.delete(&path(&reader.id), Some(&narrow.secret)).await;
+    assert_eq!(gone.status(), StatusCode::NO_CONTENT);
+
+    // Two admins revoking each other concurrently: exactly one wins.
+    let (first, second) = (path(&bootstrap_id), path(&narrow.id));
+    let (a, b) = tokio::join!(
+        app.delete(&first, Some(&narrow.secret)),
+        app.delete(&second, Some(&app.admin_key)),
+    );
+    let mut statuses = [a.status(), b.status()];
+    statuses.sort();
+    assert_eq!(statuses, [StatusCode::NO_CONTENT, StatusCode::CONFLICT]);
+    let active: Vec<Value> = app
+        .list_keys(if a.status() == StatusCode::NO_CONTENT {
+            &narrow.secret
+        } else {
+            &app.admin_key
+        })
+        .await
+        .into_iter()
+        .filter(|k| k["status"] == "active" && k["scopes"] == json!(["admin"]))
+        .collect();
+    assert_eq!(active.len(), 1, "{active:?}");
+}
+
 on_both_stores!(
+    the_last_admin_key_stays,
     created_keys_are_listed_without_secrets,
     pages_follow_the_cursor_in_creation_order,
     bad_requests_are_problems_and_write_nothing,

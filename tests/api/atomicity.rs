@@ -43,7 +43,16 @@ pub fn implied_by(events: &[RawEvent]) -> SideTables {
                 entry.name = body["settings"]["name"].as_str().unwrap().to_owned();
                 entry.keypair = Some(body["settings"]["keypair_id"].as_str().unwrap().to_owned());
             }
-            "KeypairDeleted" | "ConnectionDeleted" => entry.deleted = true,
+            "KeypairDeleted" | "ConnectionDeleted" | "ApiKeyRevoked" => entry.deleted = true,
+            "ApiKeyCreated" => {
+                // Only admin keys are marked (the last-admin rule); a name marks them.
+                let admin = body["scopes"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|s| s == "admin");
+                entry.name = if admin { "admin".into() } else { String::new() };
+            }
             _ => {}
         }
     }
@@ -75,6 +84,11 @@ pub fn implied_by(events: &[RawEvent]) -> SideTables {
                     id.clone(),
                 ));
             }
+            "ApiKey" if object.name == "admin" => {
+                implied
+                    .names
+                    .push(("admin-key".into(), id.clone(), id.clone()));
+            }
             _ => {}
         }
     }
@@ -99,7 +113,7 @@ fn names(tables: &SideTables) -> BTreeSet<String> {
     tables
         .names
         .iter()
-        .filter(|(kind, _, _)| kind != "ssh-connection-alias")
+        .filter(|(kind, _, _)| kind != "ssh-connection-alias" && kind != "admin-key")
         .map(|(_, name, _)| name.clone())
         .collect()
 }
