@@ -185,7 +185,18 @@ fn fingerprints(keys: &[PinnedHostKey]) -> Vec<String> {
     keys.iter().map(|k| k.fingerprint.clone()).collect()
 }
 
-impl crate::store::Upcasted for SshConnection {}
+impl crate::store::Upcasted for SshConnection {
+    /// Tests, mismatches, credentials fetches and the remote revocation are history.
+    fn is_edit(event: &ConnectionEvent) -> bool {
+        matches!(
+            event,
+            ConnectionEvent::ConnectionCreated { .. }
+                | ConnectionEvent::ConnectionUpdated { .. }
+                | ConnectionEvent::HostKeysRepinned { .. }
+                | ConnectionEvent::ConnectionDeleted
+        )
+    }
+}
 
 impl Aggregate for SshConnection {
     const TYPE: &'static str = "SshConnection";

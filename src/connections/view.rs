@@ -26,7 +26,8 @@ pub struct ConnectionView {
 
 impl View for ConnectionView {
     type Aggregate = SshConnection;
-    const PROJECTION: &'static str = "ssh_connections";
+    /// `.v2`: the version counts edits only (rebuilt from the log on first start).
+    const PROJECTION: &'static str = "ssh_connections.v2";
 
     fn apply(current: Option<Self>, event: &EventEnvelope<SshConnection>) -> Option<Self> {
         let at = CommandMetadata::from_map(&event.metadata).occurred_at;
@@ -57,13 +58,18 @@ impl View for ConnectionView {
                 version,
                 ..view
             }),
+            // A test is history, not an edit: the ETag stays.
             (ConnectionEvent::ConnectionTested(outcome), Some(view)) => Some(Self {
                 last_test: Some(outcome.clone()),
                 last_tested_at: Some(at),
+                ..view
+            }),
+            (ConnectionEvent::HostKeysRepinned { .. }, Some(view)) => Some(Self {
+                updated_at: at,
                 version,
                 ..view
             }),
-            (_, Some(view)) => Some(Self { version, ..view }),
+            (_, Some(view)) => Some(view),
         }
     }
 }

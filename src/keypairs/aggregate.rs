@@ -127,7 +127,11 @@ pub enum KeypairError {
     NoPrivateKey,
 }
 
-impl crate::store::Upcasted for SshKeypair {}
+impl crate::store::Upcasted for SshKeypair {
+    fn is_edit(event: &KeypairEvent) -> bool {
+        !matches!(event, KeypairEvent::PrivateKeyExported { .. })
+    }
+}
 
 impl SshKeypair {
     pub fn exists(&self) -> bool {

@@ -21,13 +21,14 @@ pub struct KeypairView {
     pub has_private_key: bool,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
-    /// The aggregate version this view reflects (the `ETag`).
+    /// The sequence number of the keypair's last edit (the `ETag`; an export is not one).
     pub version: usize,
 }
 
 impl View for KeypairView {
     type Aggregate = SshKeypair;
-    const PROJECTION: &'static str = "ssh_keypairs";
+    /// `.v2`: the version counts edits only (rebuilt from the log on first start).
+    const PROJECTION: &'static str = "ssh_keypairs.v2";
 
     fn apply(current: Option<Self>, event: &EventEnvelope<SshKeypair>) -> Option<Self> {
         let at = CommandMetadata::from_map(&event.metadata).occurred_at;
@@ -68,7 +69,8 @@ impl View for KeypairView {
                 version,
                 ..view
             }),
-            (KeypairEvent::PrivateKeyExported { .. }, Some(view)) => Some(Self { version, ..view }),
+            // An export is history, not an edit: the ETag stays.
+            (KeypairEvent::PrivateKeyExported { .. }, Some(view)) => Some(view),
         }
     }
 }

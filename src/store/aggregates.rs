@@ -28,6 +28,23 @@ pub trait Upcasted: Aggregate {
     fn upcasters() -> Vec<Box<dyn EventUpcaster>> {
         Vec::new()
     }
+
+    /// Whether `event` changes what a client edits (and so moves the `ETag`). Events
+    /// that are history, not edits (a connection test, a credentials fetch, an export),
+    /// leave the version where it was, so they never make a concurrent edit fail.
+    fn is_edit(_event: &Self::Event) -> bool {
+        true
+    }
+}
+
+/// The sequence number of the last edit among `history` (0 when there is none): the
+/// version an `If-Match` names and an `ETag` carries.
+fn edit_version<A: Upcasted>(history: &[EventEnvelope<A>]) -> usize {
+    history
+        .iter()
+        .rev()
+        .find(|e| A::is_edit(&e.payload))
+        .map_or(0, |e| e.sequence)
 }
 
 /// Runs `event` through `upcasters` (the ones that apply to its type and version).
@@ -47,7 +64,7 @@ pub fn upcast(event: SerializedEvent, upcasters: &[Box<dyn EventUpcaster>]) -> S
 #[derive(Debug, Clone)]
 pub struct Committed<A: Aggregate> {
     pub state: A,
-    /// The sequence number of the aggregate's last event (0 when it has none).
+    /// The sequence number of the aggregate's last edit (see [`Upcasted::is_edit`]).
     pub version: usize,
     history: Vec<EventEnvelope<A>>,
 }
@@ -65,6 +82,7 @@ impl<A: Aggregate> Committed<A> {
 #[derive(Debug, Clone)]
 pub struct Loaded<A> {
     pub state: A,
+    /// The sequence number of the aggregate's last edit (see [`Upcasted::is_edit`]).
     pub version: usize,
 }
 
@@ -202,10 +220,11 @@ where
             state.apply(envelope.payload.clone());
         }
         let previous = history.last().map_or(0, |e| e.sequence);
+        let edited = edit_version(&history);
         if let Some(expected) = expected
-            && expected != previous
+            && expected != edited
         {
-            return Err(CommandError::Stale { current: previous });
+            return Err(CommandError::Stale { current: edited });
         }
         let sink = cqrs_es::event_sink::EventSink::default();
         state
@@ -231,8 +250,8 @@ where
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| StoreError::Fault(format!("event could not be serialised: {e}")))?;
         change.add_events(serialized);
-        let version = new.last().map_or(previous, |e| e.sequence);
         history.extend(new);
+        let version = edit_version(&history);
         Ok(Committed {
             state,
             version,
@@ -243,9 +262,10 @@ where
     /// The aggregate, or `None` if it has no events.
     pub async fn load(&self, aggregate_id: &str) -> Result<Option<Loaded<A>>, StoreError> {
         let history = self.events(aggregate_id).await?;
-        let Some(version) = history.last().map(|e| e.sequence) else {
+        if history.is_empty() {
             return Ok(None);
-        };
+        }
+        let version = edit_version(&history);
         let mut state = A::default();
         for envelope in history {
             state.apply(envelope.payload);

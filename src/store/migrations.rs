@@ -98,6 +98,11 @@ pub const POSTGRES: &[&str] = &[
     "CREATE INDEX IF NOT EXISTS audit_records_request ON audit_records (request_id)",
     "CREATE INDEX IF NOT EXISTS audit_records_type ON audit_records (event_type, position)",
     "CREATE INDEX IF NOT EXISTS audit_records_time ON audit_records (occurred_at)",
+    // Projections renamed when their documents changed meaning (the `.v2` views count
+    // edits only in `version`): the new names are built from the log at start; the
+    // old documents go.
+    "DELETE FROM view_documents WHERE projection IN ('ssh_keypairs', 'ssh_connections')",
+    "DELETE FROM projection_checkpoints WHERE projection IN ('ssh_keypairs', 'ssh_connections')",
 ];
 
 pub const SQLITE: &[&str] = &[
@@ -152,4 +157,9 @@ pub const SQLITE: &[&str] = &[
     "CREATE INDEX IF NOT EXISTS audit_records_request ON audit_records (request_id)",
     "CREATE INDEX IF NOT EXISTS audit_records_type ON audit_records (event_type, position)",
     "CREATE INDEX IF NOT EXISTS audit_records_time ON audit_records (occurred_at)",
+    // Projections renamed when their documents changed meaning (the `.v2` views count
+    // edits only in `version`): the new names are built from the log at start; the
+    // old documents go.
+    "DELETE FROM view_documents WHERE projection IN ('ssh_keypairs', 'ssh_connections')",
+    "DELETE FROM projection_checkpoints WHERE projection IN ('ssh_keypairs', 'ssh_connections')",
 ];

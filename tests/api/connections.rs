@@ -1217,3 +1217,106 @@ async fn rsa_and_ecdsa_client_keys_log_in_too() {
         assert!(log.contains(&line), "no `{line}` in {log}");
     }
 }
+
+/// The `ETag` moves on edits only: testing a connection, fetching its credentials or
+/// exporting its keypair is history, so an edit with the `ETag` read before still wins.
+async fn history_does_not_move_the_etag(backend: Backend) {
+    let sshd = Sshd::start();
+    let db = TestDb::create(backend).await;
+    let app = TestApp::spawn(&db.url).await;
+    let keypair = authorized_keypair(&app, &sshd, "etag key").await;
+    let keys = sshd.keyscan().join("\n");
+    let created = app
+        .post_json(
+            CONNECTIONS,
+            Some(&app.admin_key),
+            &json!({"name": "etag", "host": "127.0.0.1", "port": sshd.port, "username": login_user(),
+                    "keypair_id": keypair, "remote_host_key": keys}),
+        )
+        .await;
+    assert_eq!(created.status(), StatusCode::CREATED);
+    let etag = created.headers()["etag"].to_str().unwrap().to_owned();
+    let created: Value = created.json().await.unwrap();
+    let id = created["id"].as_str().unwrap();
+    let keypair_etag = app
+        .get(&format!("{KEYPAIRS}/{keypair}"), Some(&app.admin_key))
+        .await
+        .headers()["etag"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+
+    assert_eq!(test_connection(&app, id).await["ok"], true);
+    let bundle = app
+        .post_json(
+            &format!("{CONNECTIONS}/{id}/credentials"),
+            Some(&app.admin_key),
+            &json!({}),
+        )
+        .await;
+    assert_eq!(bundle.status(), StatusCode::OK);
+    let exported = app
+        .post_json(
+            &format!("{KEYPAIRS}/{keypair}/private-key"),
+            Some(&app.admin_key),
+            &json!({}),
+        )
+        .await;
+    assert_eq!(exported.status(), StatusCode::OK);
+
+    let read = app
+        .get(&format!("{CONNECTIONS}/{id}"), Some(&app.admin_key))
+        .await;
+    assert_eq!(read.headers()["etag"].to_str().unwrap(), etag);
+    let read: Value = read.json().await.unwrap();
+    assert_eq!(
+        read["last_test"]["ok"], true,
+        "the test is recorded all the same"
+    );
+    let renamed = app
+        .client
+        .patch(app.url(&format!("{CONNECTIONS}/{id}")))
+        .bearer_auth(&app.admin_key)
+        .header("if-match", &etag)
+        .json(&json!({"name": "etag renamed"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(renamed.status(), StatusCode::OK);
+    let new_etag = renamed.headers()["etag"].to_str().unwrap().to_owned();
+    assert_ne!(new_etag, etag, "an edit moves it");
+    let stale = app
+        .client
+        .patch(app.url(&format!("{CONNECTIONS}/{id}")))
+        .bearer_auth(&app.admin_key)
+        .header("if-match", &etag)
+        .json(&json!({"name": "etag again"}))
+        .send()
+        .await
+        .unwrap();
+    problem(stale, StatusCode::PRECONDITION_FAILED).await;
+
+    let keypair_now = app
+        .get(&format!("{KEYPAIRS}/{keypair}"), Some(&app.admin_key))
+        .await;
+    assert_eq!(
+        keypair_now.headers()["etag"].to_str().unwrap(),
+        keypair_etag
+    );
+    let renamed = app
+        .client
+        .patch(app.url(&format!("{KEYPAIRS}/{keypair}")))
+        .bearer_auth(&app.admin_key)
+        .header("if-match", &keypair_etag)
+        .json(&json!({"name": "etag key renamed"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        renamed.status(),
+        StatusCode::OK,
+        "an export does not make an edit stale"
+    );
+}
+
+on_both_stores!(history_does_not_move_the_etag);
