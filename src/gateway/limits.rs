@@ -33,6 +33,19 @@ pub async fn request_timeout_middleware(
 
 pub fn path_config() -> web::PathConfig {
     web::PathConfig::default().error_handler(|err, req: &HttpRequest| {
+        // `GET /ssh-keypairs/generate` reaches `GET /ssh-keypairs/{id}` with a bad id;
+        // the path is a documented one without GET, so the answer is 405, not 400.
+        if let Some(methods) = req
+            .app_data::<KnownRoutes>()
+            .and_then(|known| known.literal_methods_for(req.path()))
+            .filter(|methods| {
+                !methods
+                    .iter()
+                    .any(|m| m.eq_ignore_ascii_case(req.method().as_str()))
+            })
+        {
+            return method_not_allowed(req, methods).into();
+        }
         let field = req
             .match_info()
             .iter()
@@ -80,19 +93,46 @@ impl KnownRoutes {
         Self(routes)
     }
 
-    /// The methods allowed on `path`, if it is a documented path.
+    /// The methods allowed on `path`, if it is a documented path (a template without
+    /// parameters that names it exactly wins over one whose parameter would match).
     fn methods_for(&self, path: &str) -> Option<&[String]> {
-        let wanted: Vec<&str> = path.split('/').collect();
+        self.literal_methods_for(path).or_else(|| {
+            let wanted: Vec<&str> = path.split('/').collect();
+            self.0
+                .iter()
+                .find(|(segments, _)| {
+                    segments.len() == wanted.len()
+                        && segments.iter().zip(&wanted).all(|(template, actual)| {
+                            template == actual || (template.starts_with('{') && !actual.is_empty())
+                        })
+                })
+                .map(|(_, methods)| methods.as_slice())
+        })
+    }
+
+    /// The methods of the documented path that is exactly `path`, without parameters
+    /// (`/api/v1/ssh-keypairs/generate`).
+    fn literal_methods_for(&self, path: &str) -> Option<&[String]> {
         self.0
             .iter()
-            .find(|(segments, _)| {
-                segments.len() == wanted.len()
-                    && segments.iter().zip(&wanted).all(|(template, actual)| {
-                        template == actual || (template.starts_with('{') && !actual.is_empty())
-                    })
-            })
+            .find(|(segments, _)| segments.join("/") == path)
             .map(|(_, methods)| methods.as_slice())
     }
+}
+
+/// 405 with `Allow` for a method a documented path does not have.
+fn method_not_allowed(req: &HttpRequest, methods: &[String]) -> ApiError {
+    ApiError::new(
+        actix_web::http::StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        format!(
+            "{} is not allowed on {}; allowed: {}",
+            req.method(),
+            req.path(),
+            methods.join(", ")
+        ),
+    )
+    .with_allow(methods.join(", "))
 }
 
 /// Unknown paths: 404 as a problem, not an empty body; known paths with another
@@ -102,17 +142,7 @@ pub async fn not_found(req: HttpRequest) -> Result<actix_web::HttpResponse, ApiE
         .app_data::<KnownRoutes>()
         .and_then(|known| known.methods_for(req.path()))
     {
-        return Err(ApiError::new(
-            actix_web::http::StatusCode::METHOD_NOT_ALLOWED,
-            "method_not_allowed",
-            format!(
-                "{} is not allowed on {}; allowed: {}",
-                req.method(),
-                req.path(),
-                methods.join(", ")
-            ),
-        )
-        .with_allow(methods.join(", ")));
+        return Err(method_not_allowed(&req, methods));
     }
     Err(ApiError::new(
         actix_web::http::StatusCode::NOT_FOUND,

@@ -160,3 +160,50 @@ async fn the_service_serves_the_document_and_an_offline_swagger_ui() {
         "the page loads from the network"
     );
 }
+
+/// Every documented path answers a method it does not document with 405 and `Allow`
+/// listing exactly the documented ones — also where a parameterised sibling would take
+/// the request (`GET /ssh-keypairs/generate` is not a read of keypair "generate").
+#[tokio::test]
+async fn undocumented_methods_get_405_with_allow_on_every_path() {
+    let db = TestDb::create(Backend::Sqlite).await;
+    let app = TestApp::spawn(&db.url).await;
+    let document = committed();
+    let mut checked = 0;
+    for (path, item) in document["paths"].as_object().unwrap() {
+        let mut documented: Vec<String> = item
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(|m| m.to_ascii_uppercase())
+            .collect();
+        documented.sort();
+        let url = app.url(&path.replace("{id}", &uuid::Uuid::new_v4().to_string()));
+        for method in ["GET", "POST", "PUT", "PATCH", "DELETE"] {
+            if documented.iter().any(|m| m == method) {
+                continue;
+            }
+            let response = app
+                .client
+                .request(
+                    reqwest::Method::from_bytes(method.as_bytes()).unwrap(),
+                    &url,
+                )
+                .bearer_auth(&app.admin_key)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(
+                response.status(),
+                StatusCode::METHOD_NOT_ALLOWED,
+                "{method} {path}"
+            );
+            let allow = response.headers()["allow"].to_str().unwrap().to_owned();
+            let mut allowed: Vec<String> = allow.split(", ").map(str::to_owned).collect();
+            allowed.sort();
+            assert_eq!(allowed, documented, "{method} {path}");
+            checked += 1;
+        }
+    }
+    assert!(checked > 80, "{checked}");
+}
