@@ -193,7 +193,7 @@ async fn page(
 #[utoipa::path(
     tag = "audit",
     params(ListParams),
-    responses((status = 200, body = inline(Paged<AuditRecord>))),
+    responses((status = 200, body = Paged<AuditRecord>)),
 )]
 #[get("/audit-events")]
 pub async fn list_audit_events(
@@ -307,7 +307,7 @@ async fn history(
     tag = "audit",
     params(("id" = Uuid, Path, description = "Keypair id"), HistoryParams),
     responses(
-        (status = 200, body = inline(Paged<AuditRecord>)),
+        (status = 200, body = Paged<AuditRecord>),
         (status = 404, response = NotFound),
     ),
 )]
@@ -333,7 +333,7 @@ pub async fn keypair_history(
     tag = "audit",
     params(("id" = Uuid, Path, description = "Connection id"), HistoryParams),
     responses(
-        (status = 200, body = inline(Paged<AuditRecord>)),
+        (status = 200, body = Paged<AuditRecord>),
         (status = 404, response = NotFound),
     ),
 )]

@@ -154,7 +154,7 @@ pub async fn create_api_key(
     tag = "api-keys",
     params(PageParams),
     responses(
-        (status = 200, body = inline(Paged<ApiKeyResponse>)),
+        (status = 200, body = Paged<ApiKeyResponse>),
     ),
 )]
 #[get("/api-keys")]

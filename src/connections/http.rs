@@ -220,7 +220,7 @@ pub async fn create_semi_automatic(
     tag = "ssh-connections",
     params(PageParams),
     responses(
-        (status = 200, body = inline(Paged<ConnectionResponse>)),
+        (status = 200, body = Paged<ConnectionResponse>),
     ),
 )]
 #[get("")]

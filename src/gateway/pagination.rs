@@ -58,6 +58,8 @@ fn decode(cursor: &str) -> Option<i64> {
 /// One page of a list.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Paged<T: ToSchema> {
+    /// The items, each the same schema as one read alone (the document refers to it:
+    /// see `responses::reference_page_items`).
     pub items: Vec<T>,
     /// Pass as `cursor` to get the next page; absent on the last page.
     #[serde(skip_serializing_if = "Option::is_none")]

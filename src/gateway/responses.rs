@@ -79,6 +79,7 @@ pub fn complete_api_operations(document: &mut utoipa::openapi::OpenApi, prefix: 
     for (name, response) in all_problem_responses() {
         components.responses.insert(name.to_owned(), response);
     }
+    reference_page_items(components);
     for (path, item) in document.paths.paths.iter_mut() {
         let secured = path.starts_with(prefix);
         for operation in operations_mut(item) {
@@ -86,6 +87,28 @@ pub fn complete_api_operations(document: &mut utoipa::openapi::OpenApi, prefix: 
                 complete(operation);
             }
             describe_responses(operation);
+        }
+    }
+}
+
+/// A list page `Paged_X` refers to `X` for its items instead of a copy (utoipa inlines
+/// a generic's argument; generated clients would get a second model class per list).
+fn reference_page_items(components: &mut utoipa::openapi::Components) {
+    use utoipa::openapi::Ref;
+    use utoipa::openapi::schema::{ArrayItems, Schema};
+    let named: Vec<String> = components.schemas.keys().cloned().collect();
+    for (name, schema) in components.schemas.iter_mut() {
+        let Some(item) = name
+            .strip_prefix("Paged_")
+            .filter(|i| named.iter().any(|n| n == i))
+        else {
+            continue;
+        };
+        if let RefOr::T(Schema::Object(page)) = schema
+            && let Some(RefOr::T(Schema::Array(items))) = page.properties.get_mut("items")
+        {
+            items.items =
+                ArrayItems::RefOrSchema(Box::new(RefOr::Ref(Ref::from_schema_name(item))));
         }
     }
 }

@@ -232,7 +232,7 @@ pub async fn import_keypair(
 #[utoipa::path(
     tag = "ssh-keypairs",
     params(PageParams),
-    responses((status = 200, body = inline(Paged<KeypairResponse>))),
+    responses((status = 200, body = Paged<KeypairResponse>)),
 )]
 #[get("")]
 pub async fn list_keypairs(

@@ -282,7 +282,7 @@ pub async fn revoke_pairing(
 #[utoipa::path(
     tag = "pairing",
     params(PageParams),
-    responses((status = 200, body = inline(Paged<AuthorizedKeyResponse>))),
+    responses((status = 200, body = Paged<AuthorizedKeyResponse>)),
 )]
 #[get("")]
 pub async fn list_authorized_keys(
