@@ -9,6 +9,7 @@ mod atomicity;
 mod audit;
 mod auth;
 mod cli;
+mod clients;
 mod connections;
 mod crashes;
 mod health;
