@@ -188,12 +188,15 @@ async fn page(
     }))
 }
 
-/// List audit records: every change of every credential, every secret read and every
-/// refused access, with who, when, from where and what changed.
+/// List audit records.
+///
+/// Every change of every credential, every secret read and every refused access, with
+/// who, when, from where and what changed.
 #[utoipa::path(
     tag = "audit",
     params(ListParams),
     responses((status = 200, body = Paged<AuditRecord>)),
+    extensions(("x-required-scopes" = json!(["audit:read"]))),
 )]
 #[get("/audit-events")]
 pub async fn list_audit_events(
@@ -228,6 +231,7 @@ pub async fn list_audit_events(
         content_type = "application/x-ndjson",
         body = String,
     )),
+    extensions(("x-required-scopes" = json!(["audit:read"]))),
 )]
 #[get("/audit-events/export")]
 pub async fn export_audit_events(
@@ -255,13 +259,15 @@ pub async fn export_audit_events(
         .streaming(service.export(query, p.follow.unwrap_or(false))))
 }
 
-/// Check the audit chain: recompute every event's MAC from the event log and report the
-/// first altered, deleted or unchained event. Pass a head logged earlier to also detect
-/// a cut-off tail.
+/// Check the audit chain.
+///
+/// Recomputes every event's MAC from the event log and reports the first altered,
+/// deleted or unchained event. Pass a head logged earlier to also detect a cut-off tail.
 #[utoipa::path(
     tag = "audit",
     params(VerifyParams),
     responses((status = 200, description = "The outcome (also when it found tampering)", body = ChainReport)),
+    extensions(("x-required-scopes" = json!(["audit:read"]))),
 )]
 #[get("/audit-events/verify")]
 pub async fn verify_audit_chain(
@@ -310,6 +316,7 @@ async fn history(
         (status = 200, body = Paged<AuditRecord>),
         (status = 404, response = NotFound),
     ),
+    extensions(("x-required-scopes" = json!(["audit:read"]))),
 )]
 #[get("/ssh-keypairs/{id}/history")]
 pub async fn keypair_history(
@@ -336,6 +343,7 @@ pub async fn keypair_history(
         (status = 200, body = Paged<AuditRecord>),
         (status = 404, response = NotFound),
     ),
+    extensions(("x-required-scopes" = json!(["audit:read"]))),
 )]
 #[get("/ssh-connections/{id}/history")]
 pub async fn connection_history(

@@ -117,6 +117,7 @@ impl From<CommandError<ApiKeyError>> for ApiError {
         (status = 201, description = "Created; the secret is in this response only", body = CreatedApiKey),
         (status = 409, response = Conflict),
     ),
+    extensions(("x-required-scopes" = json!(["admin"]))),
 )]
 #[post("/api-keys")]
 pub async fn create_api_key(
@@ -156,6 +157,7 @@ pub async fn create_api_key(
     responses(
         (status = 200, body = Paged<ApiKeyResponse>),
     ),
+    extensions(("x-required-scopes" = json!(["admin"]))),
 )]
 #[get("/api-keys")]
 pub async fn list_api_keys(
@@ -178,6 +180,7 @@ pub async fn list_api_keys(
         (status = 200, body = ApiKeyResponse),
         (status = 404, response = NotFound),
     ),
+    extensions(("x-required-scopes" = json!(["admin"]))),
 )]
 #[get("/api-keys/{id}")]
 pub async fn get_api_key(
@@ -204,6 +207,7 @@ pub async fn get_api_key(
         (status = 404, response = NotFound),
         (status = 409, response = Conflict),
     ),
+    extensions(("x-required-scopes" = json!(["admin"]))),
 )]
 #[delete("/api-keys/{id}")]
 pub async fn revoke_api_key(

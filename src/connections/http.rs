@@ -159,6 +159,7 @@ async fn find(service: &ConnectionService, id: Uuid) -> Result<ConnectionView, A
         (status = 201, body = ConnectionResponse, headers(("ETag" = String))),
         (status = 409, response = Conflict),
     ),
+    extensions(("x-required-scopes" = json!(["connections:write"]))),
 )]
 #[post("")]
 pub async fn create_connection(
@@ -176,7 +177,9 @@ pub async fn create_connection(
     ))
 }
 
-/// Create a connection semi-automatically: credgate asks the remote credgate at `url`
+/// Create a connection semi-automatically.
+///
+/// credgate asks the remote credgate at `url`
 /// (with `remote_api_key`, scope `pairing` there) to authorize the keypair's public key,
 /// pins the host keys it answers with (provenance `paired`, `tls_verified`), logs in
 /// over SSH to prove it (`prove_login`), and records the connection. Needs
@@ -196,6 +199,7 @@ pub async fn create_connection(
         (status = 502, description = "The remote could not be reached, its TLS certificate is not trusted, its answer is unusable, or the proving login failed", body = Problem, content_type = "application/problem+json"),
         (status = 504, description = "The remote did not answer in time", body = Problem, content_type = "application/problem+json"),
     ),
+    extensions(("x-required-scopes" = json!(["connections:write"]))),
 )]
 #[post("/semi-automatic")]
 pub async fn create_semi_automatic(
@@ -222,6 +226,7 @@ pub async fn create_semi_automatic(
     responses(
         (status = 200, body = Paged<ConnectionResponse>),
     ),
+    extensions(("x-required-scopes" = json!(["connections:read"]))),
 )]
 #[get("")]
 pub async fn list_connections(
@@ -241,6 +246,7 @@ pub async fn list_connections(
         (status = 200, body = ConnectionResponse, headers(("ETag" = String))),
         (status = 404, response = NotFound),
     ),
+    extensions(("x-required-scopes" = json!(["connections:read"]))),
 )]
 #[get("/{id}")]
 pub async fn get_connection(
@@ -266,6 +272,7 @@ pub async fn get_connection(
         (status = 409, response = Conflict),
         (status = 412, response = PreconditionFailed),
     ),
+    extensions(("x-required-scopes" = json!(["connections:write"]))),
 )]
 #[patch("/{id}")]
 pub async fn update_connection(
@@ -320,6 +327,7 @@ pub struct DeletedWithRemote {
         (status = 404, response = NotFound),
         (status = 412, response = PreconditionFailed),
     ),
+    extensions(("x-required-scopes" = json!(["connections:write"]))),
 )]
 #[delete("/{id}")]
 pub async fn delete_connection(
@@ -350,6 +358,7 @@ pub async fn delete_connection(
         (status = 404, response = NotFound),
         (status = 409, response = Conflict),
     ),
+    extensions(("x-required-scopes" = json!(["connections:write"]))),
 )]
 #[post("/{id}/test")]
 pub async fn test_connection(
@@ -390,6 +399,7 @@ pub async fn test_connection(
         (status = 404, response = NotFound),
         (status = 409, response = Conflict),
     ),
+    extensions(("x-required-scopes" = json!(["connections:use"]))),
 )]
 #[post("/{id}/credentials")]
 pub async fn connection_credentials(
@@ -420,6 +430,7 @@ pub async fn connection_credentials(
         (status = 200, body = String, content_type = "text/plain"),
         (status = 404, response = NotFound),
     ),
+    extensions(("x-required-scopes" = json!(["connections:read"]))),
 )]
 #[get("/{id}/known-hosts")]
 pub async fn export_known_hosts(
@@ -439,6 +450,7 @@ pub async fn export_known_hosts(
         (status = 200, body = String, content_type = "text/plain"),
         (status = 404, response = NotFound),
     ),
+    extensions(("x-required-scopes" = json!(["connections:read"]))),
 )]
 #[get("/{id}/ssh-config")]
 pub async fn export_ssh_config(

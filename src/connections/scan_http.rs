@@ -55,6 +55,7 @@ pub struct HostKeyScanResponse {
         (status = 502, description = "Unreachable (`remote_unreachable`), not SSH (`not_ssh`) or no acceptable key", body = Problem, content_type = "application/problem+json"),
         (status = 504, description = "Timed out (`remote_timeout`)", body = Problem, content_type = "application/problem+json"),
     ),
+    extensions(("x-required-scopes" = json!(["connections:write"]))),
 )]
 #[post("/host-key-scan")]
 pub async fn scan_host_keys(

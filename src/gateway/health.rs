@@ -19,6 +19,8 @@ pub struct HealthStatus {
 }
 
 /// The process is up.
+///
+/// For liveness probes: answers 200 while the process serves HTTP, whatever the store.
 #[utoipa::path(
     tag = "health",
     security(()),
@@ -30,6 +32,8 @@ pub async fn live() -> HttpResponse {
 }
 
 /// The process can reach its store.
+///
+/// For readiness probes: 200 when a query to the store succeeds, 503 otherwise.
 #[utoipa::path(
     tag = "health",
     security(()),

@@ -83,6 +83,7 @@ pub fn complete_api_operations(document: &mut utoipa::openapi::OpenApi, prefix: 
     for (path, item) in document.paths.paths.iter_mut() {
         let secured = path.starts_with(prefix);
         for operation in operations_mut(item) {
+            tidy_summary(operation);
             if secured {
                 complete(operation);
             }
@@ -132,6 +133,7 @@ fn describe_responses(operation: &mut Operation) {
 }
 
 fn complete(operation: &mut Operation) {
+    describe_scope(operation);
     // An operation that declares its own security (`security(())`: none, e.g. one that
     // takes a revocation token instead of an API key) keeps it.
     if operation.security.is_none() {
@@ -158,6 +160,61 @@ fn complete(operation: &mut Operation) {
             .entry(status.to_owned())
             .or_insert_with(|| RefOr::Ref(Ref::from_response_name(name)));
     }
+}
+
+/// A summary is one line, one sentence (generators turn it into a docstring's first
+/// line): the rest of a handler's first doc paragraph moves to the description.
+fn tidy_summary(operation: &mut Operation) {
+    let Some(summary) = operation.summary.take() else {
+        return;
+    };
+    let text = summary.split_whitespace().collect::<Vec<_>>().join(" ");
+    let (first, rest) = match text.find(". ") {
+        Some(end) => (
+            text[..=end].trim().to_owned(),
+            text[end + 1..].trim().to_owned(),
+        ),
+        None => (text, String::new()),
+    };
+    operation.summary = Some(first.trim_end_matches('.').to_owned());
+    if !rest.is_empty() {
+        operation.description = Some(match operation.description.take() {
+            Some(more) if !more.trim().is_empty() => format!("{rest}\n\n{more}"),
+            _ => rest,
+        });
+    }
+}
+
+/// The extension every handler behind an API key declares: the scopes its key needs
+/// (the auth tests check the server against it, operation by operation).
+pub const REQUIRED_SCOPES_EXTENSION: &str = "x-required-scopes";
+
+/// Says the operation's scope in its description too, where people read it.
+fn describe_scope(operation: &mut Operation) {
+    let Some(scopes) = operation
+        .extensions
+        .as_ref()
+        .and_then(|e| e.get(REQUIRED_SCOPES_EXTENSION))
+        .and_then(|v| v.as_array())
+    else {
+        return;
+    };
+    let names: Vec<String> = scopes
+        .iter()
+        .filter_map(|s| s.as_str())
+        .map(|s| format!("`{s}`"))
+        .collect();
+    if names.is_empty() {
+        return;
+    }
+    let line = format!(
+        "Needs an API key with scope {} (`admin` has every scope); 403 `insufficient_scope` otherwise.",
+        names.join(" and ")
+    );
+    operation.description = Some(match operation.description.take() {
+        Some(text) if !text.trim().is_empty() => format!("{text}\n\n{line}"),
+        _ => line,
+    });
 }
 
 /// The operations a path item has, with their methods (upper case).

@@ -185,6 +185,7 @@ async fn find(service: &KeypairService, id: Uuid) -> Result<KeypairView, ApiErro
         (status = 201, body = KeypairResponse, headers(("ETag" = String))),
         (status = 409, response = Conflict),
     ),
+    extensions(("x-required-scopes" = json!(["keypairs:write"]))),
 )]
 #[post("/generate")]
 pub async fn generate_keypair(
@@ -210,6 +211,7 @@ pub async fn generate_keypair(
         (status = 201, body = KeypairResponse, headers(("ETag" = String))),
         (status = 409, response = Conflict),
     ),
+    extensions(("x-required-scopes" = json!(["keypairs:write"]))),
 )]
 #[post("")]
 pub async fn import_keypair(
@@ -233,6 +235,7 @@ pub async fn import_keypair(
     tag = "ssh-keypairs",
     params(PageParams),
     responses((status = 200, body = Paged<KeypairResponse>)),
+    extensions(("x-required-scopes" = json!(["keypairs:read"]))),
 )]
 #[get("")]
 pub async fn list_keypairs(
@@ -252,6 +255,7 @@ pub async fn list_keypairs(
         (status = 200, body = KeypairResponse, headers(("ETag" = String))),
         (status = 404, response = NotFound),
     ),
+    extensions(("x-required-scopes" = json!(["keypairs:read"]))),
 )]
 #[get("/{id}")]
 pub async fn get_keypair(
@@ -278,6 +282,7 @@ pub async fn get_keypair(
         (status = 409, response = Conflict),
         (status = 412, response = PreconditionFailed),
     ),
+    extensions(("x-required-scopes" = json!(["keypairs:write"]))),
 )]
 #[patch("/{id}")]
 pub async fn update_keypair(
@@ -320,6 +325,7 @@ pub async fn update_keypair(
         (status = 409, description = "In use (`in_use`, with `dependants`): delete them first or pass `cascade=true`", body = crate::gateway::Problem, content_type = "application/problem+json"),
         (status = 412, response = PreconditionFailed),
     ),
+    extensions(("x-required-scopes" = json!(["keypairs:write"]))),
 )]
 #[delete("/{id}")]
 pub async fn delete_keypair(
@@ -348,6 +354,7 @@ pub async fn delete_keypair(
         (status = 200, body = UsedByResponse),
         (status = 404, response = NotFound),
     ),
+    extensions(("x-required-scopes" = json!(["keypairs:read"]))),
 )]
 #[get("/{id}/used-by")]
 pub async fn keypair_used_by(
@@ -376,6 +383,7 @@ pub async fn keypair_used_by(
         (status = 200, description = "authorized_keys line", body = String, content_type = "text/plain"),
         (status = 404, response = NotFound),
     ),
+    extensions(("x-required-scopes" = json!(["keypairs:read"]))),
 )]
 #[get("/{id}/public-key")]
 pub async fn download_public_key(
@@ -400,6 +408,7 @@ pub async fn download_public_key(
         (status = 404, response = NotFound),
         (status = 409, description = "The keypair has only a public key (`no_private_key`)", body = crate::gateway::Problem, content_type = "application/problem+json"),
     ),
+    extensions(("x-required-scopes" = json!(["secrets:export"]))),
 )]
 #[post("/{id}/private-key")]
 pub async fn export_private_key(

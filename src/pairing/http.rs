@@ -170,6 +170,7 @@ fn to_response(
         (status = 200, description = "This key was already paired for this user: the same pairing, a new revocation token", body = PairSshResponse),
         (status = 403, response = Forbidden),
     ),
+    extensions(("x-required-scopes" = json!(["pairing"]))),
 )]
 #[post("/ssh")]
 pub async fn pair_ssh(
@@ -283,6 +284,7 @@ pub async fn revoke_pairing(
     tag = "pairing",
     params(PageParams),
     responses((status = 200, body = Paged<AuthorizedKeyResponse>)),
+    extensions(("x-required-scopes" = json!(["pairing:admin"]))),
 )]
 #[get("")]
 pub async fn list_authorized_keys(
@@ -302,6 +304,7 @@ pub async fn list_authorized_keys(
         (status = 204, description = "Revoked (also when it already was)"),
         (status = 404, response = NotFound),
     ),
+    extensions(("x-required-scopes" = json!(["pairing:admin"]))),
 )]
 #[delete("/{id}")]
 pub async fn revoke_authorized_key(

@@ -2,7 +2,7 @@
 
 use chrono::Duration;
 use reqwest::StatusCode;
-use serde_json::json;
+use serde_json::{Value, json};
 
 use crate::support::{Backend, TestApp, TestDb, problem};
 use crate::{on_both_stores, once_on_sqlite};
@@ -248,6 +248,22 @@ async fn every_operation_needs_a_key_and_exactly_its_scope() {
             else {
                 panic!("{method} {path} is not in REQUIRED_SCOPES");
             };
+            // The contract says the same scope (`x-required-scopes`, and in prose); an
+            // operation that takes a token of its own declares none.
+            let operation = &item[method.to_ascii_lowercase()];
+            let declared = if *needed == "revocation token" {
+                Value::Null
+            } else {
+                json!([needed])
+            };
+            assert_eq!(operation["x-required-scopes"], declared, "{method} {path}");
+            assert!(
+                declared.is_null()
+                    || operation["description"]
+                        .as_str()
+                        .is_some_and(|d| d.contains(&format!("`{needed}`"))),
+                "{method} {path}"
+            );
             let url = app.url(&path.replace("{id}", &uuid::Uuid::new_v4().to_string()));
             let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
             let anonymous = app

@@ -40,6 +40,18 @@ fn every_operation_declares_its_key_its_errors_and_descriptions() {
     for (path, item) in paths {
         for (method, operation) in item.as_object().unwrap() {
             let responses = operation["responses"].as_object().unwrap();
+            // Generated method docs: a one-line summary, and a description.
+            let summary = operation["summary"].as_str().unwrap_or("");
+            assert!(
+                !summary.is_empty() && !summary.contains('\n') && summary.len() <= 90,
+                "{method} {path}: summary {summary:?}"
+            );
+            assert!(
+                operation["description"]
+                    .as_str()
+                    .is_some_and(|d| !d.trim().is_empty()),
+                "{method} {path} has no description"
+            );
             if path.starts_with("/api/v1/") {
                 let by_token = TOKEN_OPERATIONS.contains(&(method.as_str(), path.as_str()));
                 let expected = if by_token {
