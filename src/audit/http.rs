@@ -12,7 +12,7 @@ use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use super::record::AuditRecord;
-use super::service::AuditService;
+use super::service::{AuditService, Busy};
 use crate::auth::require;
 use crate::gateway::pagination::{self, PageParams, Paged};
 use crate::gateway::{ApiError, Authorized, FieldErrors, NotFound};
@@ -250,13 +250,17 @@ pub async fn export_audit_events(
         until: &p.until,
     }
     .into_query(&service)?;
+    let follow = match p.follow {
+        Some(true) => Some(service.follower_slot().map_err(busy)?),
+        _ => None,
+    };
     let service: Arc<AuditService> = service.into_inner();
     Ok(HttpResponse::Ok()
         .content_type("application/x-ndjson")
         .insert_header((header::CACHE_CONTROL, "no-store"))
         // Tell nginx-like proxies not to buffer a followed stream.
         .insert_header(("X-Accel-Buffering", "no"))
-        .streaming(service.export(query, p.follow.unwrap_or(false))))
+        .streaming(service.export(query, follow)))
 }
 
 /// Check the audit chain.
@@ -281,7 +285,13 @@ pub async fn verify_audit_chain(
         .map(str::parse::<ChainHead>)
         .transpose()
         .map_err(|m| ApiError::invalid_field("head", m))?;
-    Ok(HttpResponse::Ok().json(service.verify(expected).await?))
+    let report = service.verify(expected).await?.map_err(busy)?;
+    Ok(HttpResponse::Ok().json(report))
+}
+
+/// 429 with `Retry-After`: the instance is doing as much of this as it will at once.
+fn busy(reason: Busy) -> ApiError {
+    ApiError::too_many_requests("audit_busy", reason.to_string(), 5)
 }
 
 async fn history(

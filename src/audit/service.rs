@@ -21,11 +21,37 @@ const FOLLOW_POLL: Duration = Duration::from_millis(200);
 /// and log shippers keep the connection open.
 pub const HEARTBEAT: Duration = Duration::from_secs(10);
 
+/// How many following exports one instance serves at once (each polls the store).
+pub const MAX_FOLLOWERS: usize = 16;
+
 pub struct AuditService {
     store: Store,
     runner: Arc<ProjectionRunner>,
     writer: Writer,
     resource_types: Vec<&'static str>,
+    /// Following exports now open; each holds a [`FollowerSlot`].
+    followers: Arc<std::sync::atomic::AtomicUsize>,
+    /// One chain check at a time: it reads the whole log.
+    verifying: tokio::sync::Mutex<()>,
+}
+
+/// A following export's place among [`MAX_FOLLOWERS`]; freed when the stream ends or
+/// the client goes away (the stream, and this with it, is dropped).
+pub struct FollowerSlot(Arc<std::sync::atomic::AtomicUsize>);
+
+impl Drop for FollowerSlot {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+    }
+}
+
+/// Why an audit operation could not start now.
+#[derive(Debug, thiserror::Error)]
+pub enum Busy {
+    #[error("{MAX_FOLLOWERS} following exports are open on this instance already")]
+    TooManyFollowers,
+    #[error("a chain check is running on this instance already")]
+    Verifying,
 }
 
 impl AuditService {
@@ -39,7 +65,20 @@ impl AuditService {
             runner,
             writer: writer.clone(),
             resource_types,
+            followers: Arc::default(),
+            verifying: tokio::sync::Mutex::new(()),
         }
+    }
+
+    /// A place for one more following export, if there is one.
+    pub fn follower_slot(&self) -> Result<FollowerSlot, Busy> {
+        use std::sync::atomic::Ordering;
+        let taken = self.followers.fetch_add(1, Ordering::AcqRel);
+        let slot = FollowerSlot(self.followers.clone());
+        if taken >= MAX_FOLLOWERS {
+            return Err(Busy::TooManyFollowers);
+        }
+        Ok(slot)
     }
 
     /// The resource types records can have (for validating the filter).
@@ -70,10 +109,17 @@ impl AuditService {
 
     /// Checks the audit chain against the event log (and against `expected`, a head
     /// recorded earlier).
-    pub async fn verify(&self, expected: Option<ChainHead>) -> Result<ChainReport, StoreError> {
+    pub async fn verify(
+        &self,
+        expected: Option<ChainHead>,
+    ) -> Result<Result<ChainReport, Busy>, StoreError> {
+        let Ok(_one_at_a_time) = self.verifying.try_lock() else {
+            return Ok(Err(Busy::Verifying));
+        };
         self.store
             .verify_chain(self.writer.chain_key(), expected)
             .await
+            .map(Ok)
     }
 
     /// The records of `query`, oldest first, as NDJSON chunks (one page per chunk).
@@ -82,7 +128,7 @@ impl AuditService {
     pub fn export(
         self: Arc<Self>,
         query: AuditQuery,
-        follow: bool,
+        follow: Option<FollowerSlot>,
     ) -> impl Stream<Item = Result<Bytes, actix_web::Error>> + 'static {
         let state = ExportState {
             service: self,
@@ -118,7 +164,8 @@ impl AuditService {
 struct ExportState {
     service: Arc<AuditService>,
     query: AuditQuery,
-    follow: bool,
+    /// Following: the stream does not end, and holds its place while it lives.
+    follow: Option<FollowerSlot>,
     quiet_since: tokio::time::Instant,
     done: bool,
 }
@@ -136,7 +183,7 @@ impl ExportState {
                 self.quiet_since = tokio::time::Instant::now();
                 return Ok(Some(ndjson(&rows)));
             }
-            if !self.follow {
+            if self.follow.is_none() {
                 return Ok(None);
             }
             if self.quiet_since.elapsed() >= HEARTBEAT {

@@ -1112,3 +1112,38 @@ async fn a_flood_of_refusals_is_recorded_at_a_bounded_rate() {
     assert_eq!(recorded.len(), 61);
     assert_eq!(recorded.last().unwrap()["details"]["suppressed_before"], 5);
 }
+
+/// Following exports poll the store, so one instance serves at most 16 at once; a
+/// place is freed when its client goes away.
+#[tokio::test]
+async fn following_exports_are_capped_per_instance() {
+    let db = TestDb::create(Backend::Sqlite).await;
+    let app = TestApp::spawn(&db.url).await;
+    let follow = || {
+        app.client
+            .get(app.url(&format!("{AUDIT}/export?follow=true")))
+            .bearer_auth(&app.admin_key)
+            .send()
+    };
+    let mut open = Vec::new();
+    for _ in 0..16 {
+        let response = follow().await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        open.push(response);
+    }
+    let refused = problem(follow().await.unwrap(), StatusCode::TOO_MANY_REQUESTS).await;
+    assert_eq!(refused["code"], "audit_busy");
+    // A plain export is not capped.
+    let plain = app
+        .get(&format!("{AUDIT}/export"), Some(&app.admin_key))
+        .await;
+    assert_eq!(plain.status(), StatusCode::OK);
+    drop(open);
+    // The server notices a closed connection when it next writes (a heartbeat at the
+    // latest), then frees its place.
+    crate::support::eventually(Duration::from_secs(30), "a freed place", || async {
+        let response = follow().await.unwrap();
+        (response.status() == StatusCode::OK).then_some(())
+    })
+    .await;
+}
