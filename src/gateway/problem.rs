@@ -59,6 +59,9 @@ struct Details {
     /// `X-Request-Id` header carry it even when actix turns the error into a response
     /// outside the request-id middleware.
     request_id: String,
+    /// Captured like `request_id`: the request came over TLS, so the answer carries
+    /// `Strict-Transport-Security` even when no middleware sees it.
+    over_tls: bool,
     extra: serde_json::Map<String, serde_json::Value>,
     /// The `Allow` header of a 405.
     allow: Option<String>,
@@ -74,6 +77,7 @@ impl ApiError {
             retry_after_secs: None,
             internal_cause: None,
             request_id: current_request_id(),
+            over_tls: super::tls::served_over_tls(),
             extra: serde_json::Map::new(),
             allow: None,
         }))
@@ -264,6 +268,12 @@ impl ResponseError for ApiError {
             && !request_id.is_empty()
         {
             response.insert_header((REQUEST_ID_HEADER, value));
+        }
+        if self.0.over_tls {
+            response.insert_header((
+                header::STRICT_TRANSPORT_SECURITY,
+                HeaderValue::from_static(super::tls::HSTS),
+            ));
         }
         if self.0.status == StatusCode::UNAUTHORIZED {
             response.insert_header((header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer")));

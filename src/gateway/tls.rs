@@ -46,17 +46,31 @@ pub fn server_config(tls: &TlsSettings) -> Result<ServerConfig, ConfigError> {
         })
 }
 
-/// Adds `Strict-Transport-Security` to every answer served over TLS. Every refusal is
-/// a response by the time it gets here (handlers' and extractors' errors are turned into
-/// responses inside actix's routing; the authentication middleware answers itself).
+/// The `Strict-Transport-Security` value: browsers use HTTPS only, for a year.
+pub const HSTS: &str = "max-age=31536000";
+
+tokio::task_local! {
+    /// Set while a request that came over TLS is handled, so an error built anywhere
+    /// inside it carries HSTS (see `ApiError`).
+    static OVER_TLS: bool;
+}
+
+/// Whether the request being handled came over TLS (false outside a request).
+pub fn served_over_tls() -> bool {
+    OVER_TLS.try_with(|tls| *tls).unwrap_or(false)
+}
+
+/// Adds `Strict-Transport-Security` to every answer served over TLS. An error that a
+/// middleware returns as `Err` (the request time limit) is turned into a response after
+/// every middleware; it carries the header itself, captured when it was made.
 pub async fn strict_transport_security(
     req: actix_web::dev::ServiceRequest,
     next: actix_web::middleware::Next<impl actix_web::body::MessageBody + 'static>,
 ) -> Result<actix_web::dev::ServiceResponse<impl actix_web::body::MessageBody>, actix_web::Error> {
-    let mut response = next.call(req).await?;
+    let mut response = OVER_TLS.scope(true, next.call(req)).await?;
     response.headers_mut().insert(
         actix_web::http::header::STRICT_TRANSPORT_SECURITY,
-        actix_web::http::header::HeaderValue::from_static("max-age=31536000"),
+        actix_web::http::header::HeaderValue::from_static(HSTS),
     );
     Ok(response)
 }
