@@ -42,7 +42,7 @@ pub async fn require_api_key(
         && error.status() == StatusCode::UNAUTHORIZED
         && error.code() != "missing_api_key"
     {
-        throttle.failed(*source, Instant::now());
+        throttle.count(*source, Instant::now());
     }
     match outcome {
         Ok(principal) => {

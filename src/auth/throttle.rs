@@ -1,10 +1,15 @@
-//! Guessing API keys from one address is slowed down: after `limit` failed
-//! authentications in a minute, that address gets 429 (with `Retry-After`) for the rest
-//! of the minute, valid key or not, without the store being asked. Kept in memory per
-//! process (each instance counts its own), keyed by the client address the request
-//! carries (`trusted_proxies` decides which one that is).
+//! Per-minute limits, kept in memory per process (each instance counts its own):
+//! - [`FailureThrottle`]: guessing API keys from one address is slowed down: after
+//!   `limit` failed authentications in a minute, that address gets 429 (with
+//!   `Retry-After`) for the rest of the minute, valid key or not, without the store being
+//!   asked; keyed by the client address the request carries (`trusted_proxies` decides
+//!   which one that is).
+//! - [`SecretReadLimit`]: one API key may take private keys out (exports, credentials
+//!   bundles) at most `limit` times a minute, so a leaked job key cannot be used to
+//!   drain every secret at machine speed.
 
 use std::collections::HashMap;
+use std::hash::Hash;
 use std::net::IpAddr;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -16,13 +21,20 @@ const WINDOW: Duration = Duration::from_secs(60);
 /// many addresses; each of them still pays the full key check).
 const MAX_TRACKED: usize = 10_000;
 
-pub struct FailureThrottle {
+/// Counts events per key in fixed one-minute windows.
+pub struct PerMinuteLimit<K> {
     limit: u32,
     max_tracked: usize,
-    windows: Mutex<HashMap<IpAddr, (Instant, u32)>>,
+    windows: Mutex<HashMap<K, (Instant, u32)>>,
 }
 
-impl FailureThrottle {
+/// Failed authentications per client address.
+pub type FailureThrottle = PerMinuteLimit<IpAddr>;
+
+/// Secret-bearing calls per API key.
+pub type SecretReadLimit = PerMinuteLimit<uuid::Uuid>;
+
+impl<K: Hash + Eq + Copy> PerMinuteLimit<K> {
     pub fn new(limit: u32) -> Self {
         Self::tracking_at_most(limit, MAX_TRACKED)
     }
@@ -36,7 +48,7 @@ impl FailureThrottle {
     }
 
     /// `Some(seconds to wait)` while `source` is over its limit.
-    pub fn blocked(&self, source: IpAddr, now: Instant) -> Option<u32> {
+    pub fn blocked(&self, source: K, now: Instant) -> Option<u32> {
         let windows = self.windows.lock().unwrap_or_else(|p| p.into_inner());
         let (started, failures) = windows.get(&source)?;
         let elapsed = now.saturating_duration_since(*started);
@@ -48,8 +60,8 @@ impl FailureThrottle {
         Some(u32::try_from(seconds).unwrap_or(60))
     }
 
-    /// Counts one failed authentication from `source`.
-    pub fn failed(&self, source: IpAddr, now: Instant) {
+    /// Counts one event (a failed authentication, a secret read) of `source`.
+    pub fn count(&self, source: K, now: Instant) {
         let mut windows = self.windows.lock().unwrap_or_else(|p| p.into_inner());
         if windows.len() >= self.max_tracked && !windows.contains_key(&source) {
             windows.retain(|_, (started, _)| now.saturating_duration_since(*started) < WINDOW);
@@ -75,10 +87,10 @@ mod tests {
         let (a, b): (IpAddr, IpAddr) = ("192.0.2.1".parse().unwrap(), "192.0.2.2".parse().unwrap());
         let start = Instant::now();
         for _ in 0..2 {
-            throttle.failed(a, start);
+            throttle.count(a, start);
         }
         assert_eq!(throttle.blocked(a, start), None, "under the limit");
-        throttle.failed(a, start);
+        throttle.count(a, start);
         assert_eq!(throttle.blocked(a, start), Some(60));
         assert_eq!(
             throttle.blocked(a, start + Duration::from_secs(50)),
@@ -96,7 +108,7 @@ mod tests {
         );
         let later = start + WINDOW;
         assert_eq!(throttle.blocked(a, later), None, "a new minute");
-        throttle.failed(a, later);
+        throttle.count(a, later);
         assert_eq!(throttle.blocked(a, later), None, "counting starts again");
     }
 
@@ -108,9 +120,9 @@ mod tests {
     fn at_the_cap_a_new_address_is_not_tracked_while_all_are_fresh() {
         let throttle = FailureThrottle::tracking_at_most(1, 2);
         let start = Instant::now();
-        throttle.failed(address(1), start);
-        throttle.failed(address(2), start);
-        throttle.failed(address(3), start);
+        throttle.count(address(1), start);
+        throttle.count(address(2), start);
+        throttle.count(address(3), start);
         assert_eq!(throttle.blocked(address(1), start), Some(60));
         assert_eq!(throttle.blocked(address(2), start), Some(60));
         assert_eq!(
@@ -125,15 +137,15 @@ mod tests {
     fn at_the_cap_stale_entries_make_room_and_known_addresses_keep_counting() {
         let throttle = FailureThrottle::tracking_at_most(2, 2);
         let start = Instant::now();
-        throttle.failed(address(1), start);
+        throttle.count(address(1), start);
         let later = start + Duration::from_secs(30);
-        throttle.failed(address(2), later);
-        throttle.failed(address(2), later);
+        throttle.count(address(2), later);
+        throttle.count(address(2), later);
         assert_eq!(throttle.blocked(address(2), later), Some(60));
 
         let next_minute = start + WINDOW;
-        throttle.failed(address(3), next_minute);
-        throttle.failed(address(3), next_minute);
+        throttle.count(address(3), next_minute);
+        throttle.count(address(3), next_minute);
         assert_eq!(
             throttle.blocked(address(3), next_minute),
             Some(60),
@@ -156,8 +168,8 @@ mod tests {
     fn a_known_address_is_counted_even_when_the_map_is_full() {
         let throttle = FailureThrottle::tracking_at_most(2, 1);
         let start = Instant::now();
-        throttle.failed(address(1), start);
-        throttle.failed(address(1), start);
+        throttle.count(address(1), start);
+        throttle.count(address(1), start);
         assert_eq!(throttle.blocked(address(1), start), Some(60));
     }
 }

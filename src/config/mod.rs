@@ -99,6 +99,9 @@ pub struct Limits {
     /// Failed authentications one source address may make per minute before its
     /// requests get 429 until the minute is over.
     pub auth_failures_per_minute: u32,
+    /// Secret-bearing calls (private-key exports, credentials bundles) one API key may
+    /// make per minute before it gets 429 until the minute is over.
+    pub secret_reads_per_minute: u32,
 }
 
 #[derive(Debug, Clone)]
@@ -280,6 +283,13 @@ impl Settings {
             auth_failures_per_minute: number_or(
                 "limits.auth_failures_per_minute",
                 raw.limits.auth_failures_per_minute,
+                60,
+                1,
+                1_000_000,
+            )?,
+            secret_reads_per_minute: number_or(
+                "limits.secret_reads_per_minute",
+                raw.limits.secret_reads_per_minute,
                 60,
                 1,
                 1_000_000,

@@ -121,6 +121,7 @@ pub struct RawLimits {
     pub body_bytes: Option<Scalar>,
     pub request_timeout_secs: Option<Scalar>,
     pub auth_failures_per_minute: Option<Scalar>,
+    pub secret_reads_per_minute: Option<Scalar>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -19,7 +19,7 @@ use super::requests::{
 use super::semi_automatic::SemiAutomaticRequest;
 use super::service::{ConnectionChanges, ConnectionService, KeypairChoice, NewConnection};
 use super::view::{ConnectionView, RemoteSummary};
-use crate::auth::require;
+use crate::auth::{SecretReadLimit, admit_secret_read, require};
 use crate::gateway::pagination::{self, PageParams, Paged};
 use crate::gateway::{
     ApiError, Authorized, Conflict, IfMatch, JsonBody, NotFound, PlainText, PreconditionFailed,
@@ -404,9 +404,11 @@ pub async fn test_connection(
 #[post("/{id}/credentials")]
 pub async fn connection_credentials(
     who: Authorized<require::ConnectionsUse>,
+    secret_reads: web::Data<SecretReadLimit>,
     service: web::Data<ConnectionService>,
     id: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
+    admit_secret_read(&secret_reads, who.caller.principal.key_id)?;
     let bundle = service
         .credentials(id.into_inner(), &who.metadata())
         .await?;

@@ -26,7 +26,7 @@ use super::services::SharedServices;
 use super::tracing_span::CredgateRootSpan;
 use super::{health, responses, tls};
 use crate::auth::bootstrap::{Bootstrap, ensure_admin_key};
-use crate::auth::{ApiKeyService, FailureThrottle, require_api_key};
+use crate::auth::{ApiKeyService, FailureThrottle, SecretReadLimit, require_api_key};
 use crate::clock::Clock;
 use crate::config::{Settings, redact_url_password};
 use crate::secrets::{MasterKey, Secrets};
@@ -188,6 +188,9 @@ impl Application {
         let throttle = web::Data::new(FailureThrottle::new(
             runtime.settings.limits.auth_failures_per_minute,
         ));
+        let secret_reads = web::Data::new(SecretReadLimit::new(
+            runtime.settings.limits.secret_reads_per_minute,
+        ));
         let https = tls_config.is_some();
         let factory = move || {
             let mut app = App::new();
@@ -197,6 +200,7 @@ impl Application {
             app.app_data(store_data.clone())
                 .app_data(api_keys.clone())
                 .app_data(throttle.clone())
+                .app_data(secret_reads.clone())
                 .app_data(clock_data.clone())
                 .app_data(BodyLimit(runtime.settings.limits.body_bytes))
                 .app_data(RequestTimeout(runtime.settings.limits.request_timeout))

@@ -16,7 +16,7 @@ use super::comment::Comment;
 use super::material::KeyAlgorithm;
 use super::service::{GenerateRequest, ImportRequest, KeypairChanges, KeypairService};
 use super::view::KeypairView;
-use crate::auth::{Scope, require};
+use crate::auth::{Scope, SecretReadLimit, admit_secret_read, require};
 use crate::gateway::pagination::{self, PageParams, Paged};
 use crate::gateway::{
     ApiError, Authorized, Conflict, IfMatch, JsonBody, JsonBodyOrEmpty, NotFound, PlainText,
@@ -413,10 +413,12 @@ pub async fn download_public_key(
 #[post("/{id}/private-key")]
 pub async fn export_private_key(
     who: Authorized<require::SecretsExport>,
+    secret_reads: web::Data<SecretReadLimit>,
     service: web::Data<KeypairService>,
     id: web::Path<Uuid>,
     JsonBodyOrEmpty(body): JsonBodyOrEmpty<ExportPrivateKeyRequest>,
 ) -> Result<HttpResponse, ApiError> {
+    admit_secret_read(&secret_reads, who.caller.principal.key_id)?;
     let passphrase = match body.passphrase {
         Some(p) if p.is_empty() || p.len() > 1024 => {
             return Err(ApiError::invalid_field(

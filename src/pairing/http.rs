@@ -270,7 +270,7 @@ pub async fn revoke_pairing(
         ))) => Ok(HttpResponse::NoContent().finish()),
         Err(PairingFailure::TokenRefused) => {
             if let Some(source) = source {
-                throttle.failed(source, Instant::now());
+                throttle.count(source, Instant::now());
             }
             Err(PairingFailure::TokenRefused.into())
         }

@@ -485,3 +485,67 @@ async fn failed_authentications_are_limited_per_address() {
         "other addresses are not affected"
     );
 }
+
+/// A key takes private keys out (exports and credentials bundles together) at most
+/// `limits.secret_reads_per_minute` times a minute; then 429 with `Retry-After` for that
+/// key only.
+#[tokio::test]
+async fn secret_reads_are_limited_per_key() {
+    let db = TestDb::create(Backend::Sqlite).await;
+    let app = TestApp::spawn_with(&db.url, |settings| {
+        settings.limits.secret_reads_per_minute = 3;
+    })
+    .await;
+    let job = app.create_key("job", &["admin"]).await;
+    let other = app.create_key("other", &["admin"]).await;
+    let keypair: Value = app
+        .post_json(
+            "/api/v1/ssh-keypairs/generate",
+            Some(&app.admin_key),
+            &json!({"name": "limited"}),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let id = keypair["id"].as_str().unwrap();
+    // Pinning the keypair's own public key as the host key: creating a connection
+    // does not connect, and the bundle is all this test needs.
+    let connection: Value = app
+        .post_json(
+            "/api/v1/ssh-connections",
+            Some(&app.admin_key),
+            &json!({"name": "limited", "host": "127.0.0.1", "keypair_id": id,
+                    "remote_host_key": keypair["public_key"]}),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let export = format!("/api/v1/ssh-keypairs/{id}/private-key");
+    let bundle = format!(
+        "/api/v1/ssh-connections/{}/credentials",
+        connection["id"].as_str().unwrap()
+    );
+    for path in [&export, &bundle, &export] {
+        let response = app.post_json(path, Some(&job.secret), &json!({})).await;
+        assert_eq!(response.status(), StatusCode::OK, "{path}");
+    }
+    let refused = app.post_json(&bundle, Some(&job.secret), &json!({})).await;
+    let wait: u32 = refused.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=60).contains(&wait));
+    let body = problem(refused, StatusCode::TOO_MANY_REQUESTS).await;
+    assert_eq!(body["code"], "too_many_secret_reads");
+    let elsewhere = app
+        .post_json(&export, Some(&other.secret), &json!({}))
+        .await;
+    assert_eq!(
+        elsewhere.status(),
+        StatusCode::OK,
+        "other keys are not affected"
+    );
+}
