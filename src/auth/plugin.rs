@@ -45,6 +45,27 @@ impl Plugin for ApiKeysPlugin {
         })
     }
 
+    /// Marks the active admin keys of a store older than the last-admin rule. (A key
+    /// revoked by another instance between the view read and this commit would be
+    /// marked again: a window of milliseconds at start, once per upgrade.)
+    fn backfill_side_tables<'a>(
+        &'a self,
+        store: &'a Store,
+        change: &'a mut Change,
+    ) -> futures_util::future::BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(async move {
+            for key in store
+                .all_views::<ApiKeyView>(ApiKeyView::PROJECTION)
+                .await?
+            {
+                if key.revoked_at.is_none() && key.scopes.contains(&Scope::Admin) {
+                    change.hold_name_if_unheld(ADMIN_KEYS, &key.id, &key.id, None);
+                }
+            }
+            Ok(())
+        })
+    }
+
     fn routes(&self, cfg: &mut ServiceConfig, _runtime: Option<&Runtime>) {
         // The ApiKeyService itself is registered by the gateway: authentication needs it
         // on every route, not only these.

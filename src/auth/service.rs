@@ -157,22 +157,6 @@ impl ApiKeyService {
             })
     }
 
-    /// Stages, for every active admin key, that it is one (`ADMIN_KEYS`), if it is not
-    /// marked yet: stores written before the last-admin rule existed get their marks at
-    /// start (and `projections rebuild` redoes them all).
-    pub async fn mark_active_admin_keys(&self, change: &mut Change) -> Result<(), StoreError> {
-        for key in self
-            .store
-            .all_views::<ApiKeyView>(ApiKeyView::PROJECTION)
-            .await?
-        {
-            if key.revoked_at.is_none() && key.scopes.contains(&Scope::Admin) {
-                change.hold_name_if_free(ADMIN_KEYS, &key.id, &key.id);
-            }
-        }
-        Ok(())
-    }
-
     pub async fn get(&self, id: Uuid) -> Result<Option<ApiKeyView>, StoreError> {
         self.store
             .view_find(ApiKeyView::PROJECTION, &id.to_string())

@@ -92,6 +92,30 @@ impl Plugin for ConnectionsPlugin {
         Ok(())
     }
 
+    /// Reserves the ssh_config alias of connections older than alias reservations
+    /// (only for a live connection that holds none; the first of two sharing one keeps
+    /// it), so no `projections rebuild` is needed after the upgrade.
+    fn backfill_side_tables<'a>(
+        &'a self,
+        store: &'a Store,
+        change: &'a mut Change,
+    ) -> futures_util::future::BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(async move {
+            for connection in store
+                .all_views::<ConnectionView>(ConnectionView::PROJECTION)
+                .await?
+            {
+                change.hold_name_if_unheld(
+                    ALIAS_KIND,
+                    &connection.id,
+                    &exports::slug(connection.settings.name.as_str(), &connection.id),
+                    Some(NAME_KIND),
+                );
+            }
+            Ok(())
+        })
+    }
+
     fn rebuild_side_tables<'a>(
         &'a self,
         store: &'a Store,

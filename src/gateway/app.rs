@@ -151,9 +151,11 @@ impl Application {
 
         let writer = Writer::new(&store, Some(projections.clone()), chain_key);
         let api_keys = Arc::new(ApiKeyService::new(&writer, options.clock.clone()));
-        let mut admin_marks = crate::store::Change::new();
-        api_keys.mark_active_admin_keys(&mut admin_marks).await?;
-        store.commit(&admin_marks).await?;
+        let mut backfill = crate::store::Change::new();
+        for plugin in &plugins {
+            plugin.backfill_side_tables(&store, &mut backfill).await?;
+        }
+        store.commit(&backfill).await?;
         let bootstrap = ensure_admin_key(
             &api_keys,
             &settings.data_dir,

@@ -32,6 +32,16 @@ pub trait Plugin: Send + Sync + 'static {
     ) -> futures_util::future::BoxFuture<'a, Result<(), crate::store::StoreError>> {
         Box::pin(async { Ok(()) })
     }
+    /// Stages, at every start, what the plugin's side tables lack for data written
+    /// before a rule existed (additive only: `hold_name_if_unheld`); every plugin's part
+    /// commits as one transaction.
+    fn backfill_side_tables<'a>(
+        &'a self,
+        _store: &'a crate::store::Store,
+        _change: &'a mut crate::store::Change,
+    ) -> futures_util::future::BoxFuture<'a, Result<(), crate::store::StoreError>> {
+        Box::pin(async { Ok(()) })
+    }
     /// Called once when the service starts, before any route is served: build the
     /// plugin's services, provide what it offers other plugins
     /// ([`Runtime::services`]), take what it needs from the plugins before it.

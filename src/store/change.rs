@@ -48,6 +48,16 @@ pub(super) enum SideEdit {
         normalized: String,
         if_free: bool,
     },
+    /// Backfill for data older than a reservation: `owner` holds `normalized` among the
+    /// names of `kind` if it holds none of that kind yet, the name is free, and (with
+    /// `alive_in`) it holds a name of that kind (it is alive now, not only in a view
+    /// read before the transaction). Never takes anything from anyone.
+    HoldNameIfUnheld {
+        kind: &'static str,
+        owner: String,
+        normalized: String,
+        alive_in: Option<&'static str>,
+    },
     /// `owner` holds no name of `kind` any more.
     ReleaseNames {
         kind: &'static str,
@@ -150,6 +160,22 @@ impl Change {
             owner: owner.to_owned(),
             normalized: normalized.to_owned(),
             if_free: true,
+        });
+    }
+
+    /// See `SideEdit::HoldNameIfUnheld`: additive backfill at start.
+    pub fn hold_name_if_unheld(
+        &mut self,
+        kind: &'static str,
+        owner: &str,
+        normalized: &str,
+        alive_in: Option<&'static str>,
+    ) {
+        self.edits.push(SideEdit::HoldNameIfUnheld {
+            kind,
+            owner: owner.to_owned(),
+            normalized: normalized.to_owned(),
+            alive_in,
         });
     }
 
@@ -272,6 +298,27 @@ macro_rules! apply_edit {
                 if !*if_free && holder.as_deref() != Some(owner.as_str()) {
                     return Err(CommitError::NameTaken { kind });
                 }
+            }
+            SideEdit::HoldNameIfUnheld {
+                kind,
+                owner,
+                normalized,
+                alive_in,
+            } => {
+                sqlx::query(
+                    "INSERT INTO name_reservations (kind, normalized, owner) \
+                     SELECT $1, $2, $3 WHERE NOT EXISTS \
+                     (SELECT 1 FROM name_reservations WHERE kind = $1 AND owner = $3) \
+                     AND ($4 IS NULL OR EXISTS \
+                     (SELECT 1 FROM name_reservations WHERE kind = $4 AND owner = $3)) \
+                     ON CONFLICT (kind, normalized) DO NOTHING",
+                )
+                .bind(*kind)
+                .bind(normalized)
+                .bind(owner)
+                .bind(*alive_in)
+                .execute(&mut *$tx)
+                .await?;
             }
             SideEdit::ReleaseNames { kind, owner } => {
                 sqlx::query("DELETE FROM name_reservations WHERE kind = $1 AND owner = $2")

@@ -1320,3 +1320,54 @@ async fn history_does_not_move_the_etag(backend: Backend) {
 }
 
 on_both_stores!(history_does_not_move_the_etag);
+
+/// A store from before alias reservations: its connections get their aliases at the
+/// next start (no rebuild needed), so a new connection cannot take one; a connection
+/// deleted meanwhile gets none.
+async fn aliases_of_older_connections_are_reserved_at_start(backend: Backend) {
+    let db = TestDb::create(backend).await;
+    let app = TestApp::spawn(&db.url).await;
+    let keypair = ok_json(
+        app.post_json(
+            &format!("{KEYPAIRS}/generate"),
+            Some(&app.admin_key),
+            &json!({"name": "older"}),
+        )
+        .await,
+        StatusCode::CREATED,
+    )
+    .await;
+    let body = |name: &str| {
+        json!({"name": name, "host": "192.0.2.10", "keypair_id": keypair["id"],
+               "remote_host_key": keypair["public_key"]})
+    };
+    let older = create(&app, body("nightly 1")).await;
+    // As an older credgate left it: no alias reservations at all.
+    crate::support::db::execute_sql(
+        &db.url,
+        "DELETE FROM name_reservations WHERE kind = 'ssh-connection-alias'",
+    )
+    .await;
+    let master_key = app.data_dir.path().join("master.key");
+    let restarted = TestApp::spawn_with(&db.url, |s| s.master_key_file = master_key).await;
+    let tables = crate::support::db::side_tables(&db.url).await;
+    assert!(
+        tables
+            .names
+            .iter()
+            .any(|(kind, _, owner)| kind == "ssh-connection-alias"
+                && owner == older["id"].as_str().unwrap()),
+        "{tables:?}"
+    );
+    let refused = problem(
+        restarted
+            .post_json(CONNECTIONS, Some(&app.admin_key), &body("Nightly-1"))
+            .await,
+        StatusCode::CONFLICT,
+    )
+    .await;
+    assert_eq!(refused["code"], "alias_taken");
+    crate::atomicity::assert_consistent(&db, "after the backfill").await;
+}
+
+on_both_stores!(aliases_of_older_connections_are_reserved_at_start);
