@@ -1,19 +1,60 @@
 //! Clients generated from `openapi/openapi.json` drive the real service: the contract
 //! is what generated code can use, not only what a validator accepts.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use crate::support::sshd::{Sshd, login_user};
 use crate::support::{Backend, TestApp, TestDb};
 
 /// Where `scripts/contract generate` (run by `scripts/test`) puts the tools and the
-/// generated Python client.
+/// generated clients.
 fn contract_tools() -> PathBuf {
     PathBuf::from(concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/target/contract-tools"
     ))
+}
+
+/// Runs `program args` against a fresh instance and sshd with the flow's environment;
+/// returns its output after checking it succeeded.
+async fn run_flow(program: PathBuf, args: Vec<PathBuf>, extra_env: Vec<(&str, PathBuf)>) -> String {
+    assert!(
+        (program.is_relative() || program.exists()) && args.iter().all(|a| a.exists()),
+        "the generated clients are missing: run `scripts/contract generate` (scripts/test does)"
+    );
+    let sshd = Sshd::start();
+    let db = TestDb::create(Backend::Sqlite).await;
+    let app = TestApp::spawn(&db.url).await;
+    let extra_env: Vec<(String, PathBuf)> = extra_env
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect();
+    let output = tokio::task::spawn_blocking({
+        let base = app.base.clone();
+        let key = app.admin_key.clone();
+        let port = sshd.port.to_string();
+        let authorized = sshd.authorized_keys();
+        move || {
+            Command::new(program)
+                .args(args)
+                .envs(extra_env)
+                .env("CREDGATE_URL", base)
+                .env("CREDGATE_KEY", key)
+                .env("SSHD_PORT", port)
+                .env("SSH_USER", login_user())
+                .env("AUTHORIZED_KEYS", authorized)
+                .output()
+                .expect("the flow runs")
+        }
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    println!("{stdout}");
+    assert!(output.status.success(), "{stdout}\n{stderr}");
+    stdout
 }
 
 /// The manual flow (keypair, scan, connection, test, rename with If-Match and a stale
@@ -22,41 +63,27 @@ fn contract_tools() -> PathBuf {
 #[tokio::test]
 async fn the_generated_python_client_runs_the_manual_flow() {
     let tools = contract_tools();
-    let python = tools.join("venv/bin/python");
-    assert!(
-        python.exists() && tools.join("python/credgate_client").exists(),
-        "the generated Python client is missing: run `scripts/contract generate` (scripts/test does)"
-    );
-    let sshd = Sshd::start();
-    let db = TestDb::create(Backend::Sqlite).await;
-    let app = TestApp::spawn(&db.url).await;
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/clients/python_flow.py");
-    let output = tokio::task::spawn_blocking({
-        let base = app.base.clone();
-        let key = app.admin_key.clone();
-        let port = sshd.port.to_string();
-        let authorized = sshd.authorized_keys();
-        move || {
-            Command::new(python)
-                .arg(script)
-                .env("PYTHONPATH", tools.join("python"))
-                .env("CREDGATE_URL", base)
-                .env("CREDGATE_KEY", key)
-                .env("SSHD_PORT", port)
-                .env("SSH_USER", login_user())
-                .env("AUTHORIZED_KEYS", authorized)
-                .output()
-                .expect("python runs")
-        }
-    })
-    .await
-    .unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    println!("{stdout}");
-    assert!(output.status.success(), "{stdout}\n{stderr}");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clients/python_flow.py");
+    let stdout = run_flow(
+        tools.join("venv/bin/python"),
+        vec![script],
+        vec![("PYTHONPATH", tools.join("python"))],
+    )
+    .await;
     assert!(
         stdout.contains("python client flow: 11 steps passed"),
+        "{stdout}"
+    );
+}
+
+/// The same flow through openapi-fetch with the types openapi-typescript generated:
+/// `tests/clients/ts_flow.ts`, type-checked and compiled by tsc in `scripts/contract`.
+#[tokio::test]
+async fn the_generated_typescript_types_run_the_manual_flow() {
+    let compiled = contract_tools().join("ts/out/ts_flow.js");
+    let stdout = run_flow(PathBuf::from("node"), vec![compiled], Vec::new()).await;
+    assert!(
+        stdout.contains("typescript client flow: 11 steps passed"),
         "{stdout}"
     );
 }
