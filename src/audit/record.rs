@@ -21,11 +21,10 @@ pub struct Actor {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct FieldChange {
     pub field: String,
-    /// The value before (null when the field was not set). Secrets show as `"<sealed>"`.
-    #[schema(value_type = Object, nullable)]
+    /// The value before (null when the field was not set): a string, number, boolean
+    /// or list. Secrets show as `"<sealed>"`.
     pub before: Value,
     /// The value after. Secrets show as `"<sealed>"`.
-    #[schema(value_type = Object, nullable)]
     pub after: Value,
 }
 

@@ -5,6 +5,7 @@
 //! malformed path, query or body (400, 413, 415, 422). Declared here once, so a handler
 //! declares only what its own command can answer (404, 409, 412, …).
 
+use utoipa::openapi::path::ParameterIn;
 use utoipa::openapi::path::{Operation, PathItem};
 use utoipa::openapi::security::SecurityRequirement;
 use utoipa::openapi::{ContentBuilder, Ref, RefOr, Response, ResponseBuilder};
@@ -152,6 +153,12 @@ fn complete(operation: &mut Operation) {
             ("415", "UnsupportedMediaType"),
             ("422", "Unprocessable"),
         ]);
+    } else if operation.parameters.as_ref().is_some_and(|p| {
+        p.iter()
+            .any(|p| matches!(p, RefOr::T(p) if p.parameter_in == ParameterIn::Query))
+    }) {
+        // A query value of the right type can still be out of range (`limit=0`).
+        shared.push(("422", "Unprocessable"));
     }
     for (status, name) in shared {
         operation
