@@ -54,6 +54,17 @@ impl Store {
         .await?))
     }
 
+    /// How many names of `kind` are held (a start-up backfill skips its work when the
+    /// counts say nothing is missing).
+    pub async fn names_held(&self, kind: &str) -> Result<i64, StoreError> {
+        Ok(on_pool!(self, |pool| sqlx::query_scalar(
+            "SELECT COUNT(*) FROM name_reservations WHERE kind = $1"
+        )
+        .bind(kind)
+        .fetch_one(pool)
+        .await?))
+    }
+
     /// Who holds the name `normalized` of `kind`, if anyone (a reservation also says
     /// its owner is alive, so this finds a live object by a unique key).
     pub async fn name_owner(

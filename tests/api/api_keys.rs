@@ -358,7 +358,45 @@ async fn the_last_admin_key_stays(backend: Backend) {
     assert_eq!(active.len(), 1, "{active:?}");
 }
 
+/// A store from before the last-admin rule has no admin marks: they are added at the
+/// next start, so revoking one of two admin keys works and the last one stays.
+async fn admin_keys_of_older_stores_are_marked_at_start(backend: Backend) {
+    let db = TestDb::create(backend).await;
+    let app = TestApp::spawn(&db.url).await;
+    let second = app.create_key("second admin", &["admin"]).await;
+    crate::support::db::execute_sql(
+        &db.url,
+        "DELETE FROM name_reservations WHERE kind = 'admin-key'",
+    )
+    .await;
+    let master_key = app.data_dir.path().join("master.key");
+    let restarted = TestApp::spawn_with(&db.url, |s| s.master_key_file = master_key).await;
+    let revoked = restarted
+        .delete(
+            &format!("/api/v1/api-keys/{}", second.id),
+            Some(&app.admin_key),
+        )
+        .await;
+    assert_eq!(revoked.status(), StatusCode::NO_CONTENT);
+    let bootstrap_id = restarted.list_keys(&app.admin_key).await[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let refused = problem(
+        restarted
+            .delete(
+                &format!("/api/v1/api-keys/{bootstrap_id}"),
+                Some(&app.admin_key),
+            )
+            .await,
+        StatusCode::CONFLICT,
+    )
+    .await;
+    assert_eq!(refused["code"], "last_admin_key");
+}
+
 on_both_stores!(
+    admin_keys_of_older_stores_are_marked_at_start,
     the_last_admin_key_stays,
     created_keys_are_listed_without_secrets,
     pages_follow_the_cursor_in_creation_order,
