@@ -5,6 +5,11 @@ use unicode_normalization::UnicodeNormalization;
 
 pub const MAX_NAME_CHARS: usize = 120;
 
+/// The rules of `Name::parse` as the OpenAPI document states them on every `name`
+/// field (utoipa takes only a literal there; a test checks each copy is this one, and
+/// that this pattern and `Name::parse` agree). Length is `minLength`/`maxLength`.
+pub const NAME_PATTERN: &str = r"^[^\u0000-\u0020\u007F-\u00A0\u00AD\u061C\u1680\u180E\u2000-\u200F\u2028-\u202F\u205F-\u2064\u2066-\u2069\u3000\uFEFF]([^\u0000-\u001F\u007F-\u009F\u00AD\u061C\u180E\u200B-\u200F\u202A-\u202E\u2060-\u2064\u2066-\u2069\uFEFF]*[^\u0000-\u0020\u007F-\u00A0\u00AD\u061C\u1680\u180E\u2000-\u200F\u2028-\u202F\u205F-\u2064\u2066-\u2069\u3000\uFEFF])?$";
+
 /// 1–120 characters, no control characters, no invisible formatting characters, no
 /// leading or trailing whitespace; kept in Unicode NFC, so two spellings of the same
 /// text are the same name.
@@ -75,6 +80,91 @@ mod tests {
         assert!(Name::parse("a\nb").is_err());
         assert!(Name::parse("tab\there").is_err());
         assert!(Name::parse(" padded").is_err());
+    }
+
+    /// The document's pattern accepts exactly what `Name::parse` accepts (up to length,
+    /// which the document says with `minLength`/`maxLength`): over hand-picked edge
+    /// cases and 20,000 random strings drawn from the characters the rules name.
+    #[test]
+    fn the_documented_pattern_is_the_rule() {
+        let pattern = regex::Regex::new(NAME_PATTERN).unwrap();
+        let agrees = |text: &str| {
+            let short = text.chars().count() <= MAX_NAME_CHARS;
+            let parsed = Name::parse(text).is_ok();
+            assert_eq!(
+                pattern.is_match(text) && short,
+                parsed,
+                "{text:?}: pattern and parse disagree"
+            );
+        };
+        for text in [
+            "a",
+            " a",
+            "a ",
+            "a b",
+            "\u{a0}x",
+            "x\u{a0}",
+            "x\u{a0}y",
+            "\u{3000}",
+            "ä",
+            "\u{1F600}",
+            "a\u{85}",
+            "a\u{2028}b",
+            "tab\there",
+            "\u{200B}",
+            "\u{2060}x",
+            "x\u{FEFF}",
+        ] {
+            agrees(text);
+        }
+        let alphabet: Vec<char> = [
+            'a',
+            'Z',
+            '0',
+            ' ',
+            '-',
+            '\t',
+            '\n',
+            '\u{7f}',
+            '\u{85}',
+            '\u{a0}',
+            '\u{ad}',
+            '\u{61c}',
+            '\u{1680}',
+            '\u{180e}',
+            '\u{2000}',
+            '\u{200a}',
+            '\u{200b}',
+            '\u{200f}',
+            '\u{2028}',
+            '\u{202a}',
+            '\u{202f}',
+            '\u{205f}',
+            '\u{2060}',
+            '\u{2065}',
+            '\u{2066}',
+            '\u{3000}',
+            '\u{feff}',
+            'é',
+            '\u{301}',
+            '\u{1F600}',
+        ]
+        .into();
+        // A fixed-seed xorshift: the same strings every run, no extra dependency.
+        let mut state: u64 = 0x9E37_79B9_7F4A_7C15;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        for _ in 0..20_000 {
+            let len = usize::try_from(next() % 6).unwrap() + 1;
+            let text: String = (0..len)
+                .map(|_| alphabet[usize::try_from(next() % alphabet.len() as u64).unwrap()])
+                .collect();
+            agrees(&text);
+        }
     }
 
     #[test]

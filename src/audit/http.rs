@@ -30,6 +30,21 @@ pub enum Order {
 /// Longest accepted filter value (ids, names, types are far shorter).
 const MAX_FILTER_LEN: usize = 200;
 
+/// The resource types the audit trail records (the document's enum; the server checks
+/// the filter against the lenses of the plugins it runs).
+#[derive(utoipa::ToSchema)]
+#[schema(as = AuditResourceType)]
+#[allow(dead_code)] // only its schema is used
+#[serde(rename_all = "snake_case")]
+pub enum ResourceTypeFilter {
+    SshKeypair,
+    SshConnection,
+    ApiKey,
+    AuthorizedKey,
+    PairingAttempt,
+    AccessDenial,
+}
+
 /// Filters of the list.
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
@@ -37,13 +52,18 @@ const MAX_FILTER_LEN: usize = 200;
 pub struct ListParams {
     /// `ssh_keypair`, `ssh_connection`, `api_key`, `authorized_key`, `pairing_attempt`
     /// or `access_denial`.
+    #[param(value_type = Option<ResourceTypeFilter>, inline)]
     pub resource_type: Option<String>,
+    #[param(min_length = 1, max_length = 200)]
     pub resource_id: Option<String>,
     /// An API key id, or `cli` / `bootstrap` for work done on the machine.
+    #[param(min_length = 1, max_length = 200)]
     pub actor: Option<String>,
     /// A stored event type, e.g. `KeypairRenamed`.
+    #[param(min_length = 1, max_length = 200)]
     pub event_type: Option<String>,
     /// The `X-Request-Id` of the request that caused the records.
+    #[param(min_length = 1, max_length = 200)]
     pub request_id: Option<String>,
     /// Records at or after this time (RFC 3339).
     pub since: Option<DateTime<Utc>>,
@@ -53,6 +73,7 @@ pub struct ListParams {
     #[param(inline)]
     pub order: Option<Order>,
     /// `next_cursor` of the previous page. Pages stay stable while new records arrive.
+    #[param(pattern = r"^(0|[1-9][0-9]{0,17})$", example = "42")]
     pub cursor: Option<String>,
     /// Records per page, 1–200 (default 50).
     #[param(minimum = 1, maximum = 200)]
@@ -65,10 +86,15 @@ pub struct ListParams {
 #[into_params(parameter_in = Query)]
 pub struct ExportParams {
     /// As in the list.
+    #[param(value_type = Option<ResourceTypeFilter>, inline)]
     pub resource_type: Option<String>,
+    #[param(min_length = 1, max_length = 200)]
     pub resource_id: Option<String>,
+    #[param(min_length = 1, max_length = 200)]
     pub actor: Option<String>,
+    #[param(min_length = 1, max_length = 200)]
     pub event_type: Option<String>,
+    #[param(min_length = 1, max_length = 200)]
     pub request_id: Option<String>,
     pub since: Option<DateTime<Utc>>,
     pub until: Option<DateTime<Utc>>,
@@ -85,6 +111,8 @@ pub struct HistoryParams {
     /// `oldest_first` (default for a history) or `newest_first`.
     #[param(inline)]
     pub order: Option<Order>,
+    /// `next_cursor` of the previous page.
+    #[param(pattern = r"^(0|[1-9][0-9]{0,17})$", example = "42")]
     pub cursor: Option<String>,
     /// Records per page, 1–200 (default 50).
     #[param(minimum = 1, maximum = 200)]
@@ -97,6 +125,7 @@ pub struct HistoryParams {
 pub struct VerifyParams {
     /// A head logged earlier, `POSITION:MAC` (from the `audit chain head` log line or
     /// an earlier `verify`): also detects events cut off after it.
+    #[param(pattern = r"^[1-9][0-9]{0,17}:[0-9a-fA-F]{64}$")]
     pub head: Option<String>,
 }
 
@@ -120,7 +149,7 @@ fn checked_text(
     value: &Option<String>,
 ) -> Option<String> {
     let value = value.as_ref()?;
-    if value.is_empty() || value.len() > MAX_FILTER_LEN {
+    if value.is_empty() || value.chars().count() > MAX_FILTER_LEN {
         errors.add(field, &format!("must be 1–{MAX_FILTER_LEN} characters"));
         return None;
     }
@@ -148,11 +177,6 @@ impl Filters<'_> {
                 "resource_type",
                 &format!("must be one of: {}", service.resource_types().join(", ")),
             );
-        }
-        if let (Some(since), Some(until)) = (self.since, self.until)
-            && since >= until
-        {
-            errors.add("until", "must be after `since`");
         }
         errors.into_result()?;
         Ok(query)

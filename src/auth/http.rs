@@ -20,7 +20,12 @@ use crate::store::CommandError;
 #[serde(deny_unknown_fields)]
 pub struct CreateApiKeyRequest {
     /// A label for people: 1–120 characters, no control characters.
-    #[schema(example = "nightly backup job", min_length = 1, max_length = 120)]
+    #[schema(
+        example = "nightly backup job",
+        min_length = 1,
+        max_length = 120,
+        pattern = r"^[^\u0000-\u0020\u007F-\u00A0\u00AD\u061C\u1680\u180E\u2000-\u200F\u2028-\u202F\u205F-\u2064\u2066-\u2069\u3000\uFEFF]([^\u0000-\u001F\u007F-\u009F\u00AD\u061C\u180E\u200B-\u200F\u202A-\u202E\u2060-\u2064\u2066-\u2069\uFEFF]*[^\u0000-\u0020\u007F-\u00A0\u00AD\u061C\u1680\u180E\u2000-\u200F\u2028-\u202F\u205F-\u2064\u2066-\u2069\u3000\uFEFF])?$"
+    )]
     pub name: String,
     /// At least one scope.
     #[schema(min_items = 1)]

@@ -80,6 +80,7 @@ pub fn api_document(plugins: &[Arc<dyn Plugin>]) -> utoipa::openapi::OpenApi {
         .split_for_parts();
     let mut document = document;
     responses::complete_api_operations(&mut document, API_PREFIX);
+    super::contract::refine(&mut document);
     document
 }
 

@@ -4,6 +4,7 @@
 
 mod app;
 mod caller;
+mod contract;
 mod field_errors;
 mod health;
 mod json;

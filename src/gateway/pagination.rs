@@ -1,8 +1,8 @@
-//! Cursor pagination for list endpoints. The cursor is opaque to clients: it encodes the
-//! sort key of the last item returned, so pages stay stable while items are added.
+//! Cursor pagination for list endpoints. The cursor is the sort key of the last item
+//! returned (a decimal number), so pages stay stable while items are added. Clients pass
+//! back what they were given; any number of the declared form is a valid place to
+//! continue from, so the document's pattern and the server agree on every value.
 
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
@@ -16,6 +16,7 @@ pub const MAX_PAGE_SIZE: i64 = 200;
 #[into_params(parameter_in = Query)]
 pub struct PageParams {
     /// `next_cursor` of the previous page; omit for the first page.
+    #[param(pattern = r"^(0|[1-9][0-9]{0,17})$", example = "42")]
     pub cursor: Option<String>,
     /// Items per page, 1–200 (default 50).
     #[param(minimum = 1, maximum = 200)]
@@ -43,16 +44,17 @@ impl PageParams {
 }
 
 pub fn encode(sort_key: i64) -> String {
-    URL_SAFE_NO_PAD.encode(format!("v1:{sort_key}"))
+    sort_key.to_string()
 }
 
-fn decode(cursor: &str) -> Option<i64> {
-    let bytes = URL_SAFE_NO_PAD.decode(cursor).ok()?;
-    let text = String::from_utf8(bytes).ok()?;
-    text.strip_prefix("v1:")?
-        .parse()
-        .ok()
-        .filter(|k: &i64| *k >= 0)
+/// The inverse of `encode`, exactly the document's pattern: `0` or up to 18 digits
+/// without a leading zero (so it always fits an `i64`).
+pub fn decode(cursor: &str) -> Option<i64> {
+    let canonical = cursor == "0"
+        || ((1..=18).contains(&cursor.len())
+            && !cursor.starts_with('0')
+            && cursor.bytes().all(|b| b.is_ascii_digit()));
+    canonical.then(|| cursor.parse().ok()).flatten()
 }
 
 /// One page of a list.

@@ -313,6 +313,9 @@ impl From<StoreError> for ApiError {
 pub fn rejection<E: std::error::Error>(err: CommandError<E>) -> Result<E, ApiError> {
     match err {
         CommandError::Rejected(e) => Ok(e),
+        // Version 0 is no version: the record does not exist (a stale `If-Match` on a
+        // missing record is a 404, as without the header).
+        CommandError::Stale { current: 0 } => Err(ApiError::not_found("the record")),
         CommandError::Stale { current } => Err(ApiError::new(
             StatusCode::PRECONDITION_FAILED,
             "stale_version",

@@ -240,7 +240,7 @@ pub fn operations(item: &PathItem) -> impl Iterator<Item = (&'static str, &Opera
     .filter_map(|(method, operation)| operation.as_ref().map(|o| (method, o)))
 }
 
-fn operations_mut(item: &mut PathItem) -> impl Iterator<Item = &mut Operation> {
+pub(super) fn operations_mut(item: &mut PathItem) -> impl Iterator<Item = &mut Operation> {
     [
         &mut item.delete,
         &mut item.get,

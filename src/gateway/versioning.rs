@@ -31,8 +31,12 @@ impl FromRequest for IfMatch {
             if v == "*" {
                 return Some(None);
             }
+            // As `contract::IF_MATCH_PATTERN` says: the ETag as sent (`"3"`), or its
+            // version bare (`3`: some clients and tools drop the quotes), 1–18 digits.
             v.strip_prefix('"')
                 .and_then(|v| v.strip_suffix('"'))
+                .or(Some(v))
+                .filter(|v| (1..=18).contains(&v.len()) && v.bytes().all(|b| b.is_ascii_digit()))
                 .and_then(|v| v.parse::<usize>().ok())
                 .map(Some)
         });

@@ -30,7 +30,11 @@ use crate::store::Committed;
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ImportKeypairRequest {
-    #[schema(min_length = 1, max_length = 120)]
+    #[schema(
+        min_length = 1,
+        max_length = 120,
+        pattern = r"^[^\u0000-\u0020\u007F-\u00A0\u00AD\u061C\u1680\u180E\u2000-\u200F\u2028-\u202F\u205F-\u2064\u2066-\u2069\u3000\uFEFF]([^\u0000-\u001F\u007F-\u009F\u00AD\u061C\u180E\u200B-\u200F\u202A-\u202E\u2060-\u2064\u2066-\u2069\uFEFF]*[^\u0000-\u0020\u007F-\u00A0\u00AD\u061C\u1680\u180E\u2000-\u200F\u2028-\u202F\u205F-\u2064\u2066-\u2069\u3000\uFEFF])?$"
+    )]
     pub name: String,
     /// OpenSSH, PKCS#1, PKCS#8 (plain or encrypted) or SEC1 PEM.
     pub private_key: Option<String>,
@@ -39,31 +43,38 @@ pub struct ImportKeypairRequest {
     /// Opens an encrypted private key; ignored for an unencrypted one. Never stored.
     pub passphrase: Option<String>,
     /// Defaults to the key's own comment.
-    #[schema(max_length = 255)]
+    #[schema(max_length = 255, pattern = r"^[^\u0000-\u001F\u007F-\u009F]*$")]
     pub comment: Option<String>,
 }
 
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct GenerateKeypairRequest {
-    #[schema(min_length = 1, max_length = 120)]
+    #[schema(
+        min_length = 1,
+        max_length = 120,
+        pattern = r"^[^\u0000-\u0020\u007F-\u00A0\u00AD\u061C\u1680\u180E\u2000-\u200F\u2028-\u202F\u205F-\u2064\u2066-\u2069\u3000\uFEFF]([^\u0000-\u001F\u007F-\u009F\u00AD\u061C\u180E\u200B-\u200F\u202A-\u202E\u2060-\u2064\u2066-\u2069\uFEFF]*[^\u0000-\u0020\u007F-\u00A0\u00AD\u061C\u1680\u180E\u2000-\u200F\u2028-\u202F\u205F-\u2064\u2066-\u2069\u3000\uFEFF])?$"
+    )]
     pub name: String,
     /// Default `ed25519`.
     pub algorithm: Option<KeyAlgorithm>,
     /// RSA: 2048, 3072 (default) or 4096. Others have one size.
     pub bits: Option<u32>,
-    #[schema(max_length = 255)]
+    #[schema(max_length = 255, pattern = r"^[^\u0000-\u001F\u007F-\u009F]*$")]
     pub comment: Option<String>,
 }
 
 /// At least one of the two.
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-#[schema(min_properties = 1)]
 pub struct UpdateKeypairRequest {
-    #[schema(min_length = 1, max_length = 120)]
+    #[schema(
+        min_length = 1,
+        max_length = 120,
+        pattern = r"^[^\u0000-\u0020\u007F-\u00A0\u00AD\u061C\u1680\u180E\u2000-\u200F\u2028-\u202F\u205F-\u2064\u2066-\u2069\u3000\uFEFF]([^\u0000-\u001F\u007F-\u009F\u00AD\u061C\u180E\u200B-\u200F\u202A-\u202E\u2060-\u2064\u2066-\u2069\uFEFF]*[^\u0000-\u0020\u007F-\u00A0\u00AD\u061C\u1680\u180E\u2000-\u200F\u2028-\u202F\u205F-\u2064\u2066-\u2069\u3000\uFEFF])?$"
+    )]
     pub name: Option<String>,
-    #[schema(max_length = 255)]
+    #[schema(max_length = 255, pattern = r"^[^\u0000-\u001F\u007F-\u009F]*$")]
     pub comment: Option<String>,
 }
 
@@ -268,7 +279,8 @@ pub async fn get_keypair(
 }
 
 /// Rename a keypair or change its comment, in one change. `If-Match` makes it
-/// conditional.
+/// conditional. A field left out (or `null`) keeps its value; a body that changes
+/// nothing records nothing and answers the keypair as it is.
 #[utoipa::path(
     tag = "ssh-keypairs",
     params(
@@ -296,12 +308,6 @@ pub async fn update_keypair(
         name: body.name.as_deref().map(parse_name).transpose()?,
         comment: parse_comment(body.comment)?,
     };
-    if changes.name.is_none() && changes.comment.is_none() {
-        return Err(ApiError::invalid_field(
-            "body",
-            "give `name`, `comment` or both",
-        ));
-    }
     let committed = service
         .update(id.into_inner(), changes, expected, &who.metadata())
         .await?;
@@ -402,7 +408,7 @@ pub async fn download_public_key(
 #[utoipa::path(
     tag = "ssh-keypairs",
     params(("id" = Uuid, Path, description = "Keypair id")),
-    request_body(content = ExportPrivateKeyRequest, description = "Optional; an empty body exports unencrypted"),
+    request_body(content = Option<ExportPrivateKeyRequest>, description = "Optional; no body (or `{}`) exports unencrypted"),
     responses(
         (status = 200, body = ExportedPrivateKey),
         (status = 404, response = NotFound),

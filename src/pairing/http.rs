@@ -40,7 +40,11 @@ pub struct PairSshRequest {
     #[schema(min_length = 1, max_length = 16384)]
     pub public_key: String,
     /// For the people who list pairings here (1–120 characters).
-    #[schema(min_length = 1, max_length = 120)]
+    #[schema(
+        min_length = 1,
+        max_length = 120,
+        pattern = r"^[^\u0000-\u0020\u007F-\u00A0\u00AD\u061C\u1680\u180E\u2000-\u200F\u2028-\u202F\u205F-\u2064\u2066-\u2069\u3000\uFEFF]([^\u0000-\u001F\u007F-\u009F\u00AD\u061C\u180E\u200B-\u200F\u202A-\u202E\u2060-\u2064\u2066-\u2069\uFEFF]*[^\u0000-\u0020\u007F-\u00A0\u00AD\u061C\u1680\u180E\u2000-\u200F\u2028-\u202F\u205F-\u2064\u2066-\u2069\u3000\uFEFF])?$"
+    )]
     pub label: Option<String>,
     /// Ask for passwordless `sudo /usr/sbin/zfs`; granted only when this host
     /// configures `pairing.sudoers_dir` (see `sudo_granted`).

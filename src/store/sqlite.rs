@@ -51,22 +51,37 @@ pub(super) async fn migrate(pool: &SqlitePool) -> Result<(), StoreError> {
     let started = std::time::Instant::now();
     loop {
         match try_migrate(pool).await {
-            Err(e) if is_busy(&e) && started.elapsed() < OPEN_TIMEOUT => {
+            Err((_, e)) if is_busy(&e) && started.elapsed() < OPEN_TIMEOUT => {
                 tracing::debug!(error = %e, "the database is busy; opening it again");
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
-            outcome => return Ok(outcome?),
+            Err((step, e)) => {
+                return Err(StoreError::Unavailable(format!(
+                    "{step} (after {} ms): {e}",
+                    started.elapsed().as_millis()
+                )));
+            }
+            Ok(()) => return Ok(()),
         }
     }
 }
 
-async fn try_migrate(pool: &SqlitePool) -> Result<(), sqlx::Error> {
-    use_write_ahead_log(pool).await?;
-    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+/// The schema brought up to date, or the step that failed.
+async fn try_migrate(pool: &SqlitePool) -> Result<(), (&'static str, sqlx::Error)> {
+    use_write_ahead_log(pool)
+        .await
+        .map_err(|e| ("setting WAL mode", e))?;
+    let mut tx = pool
+        .begin_with("BEGIN IMMEDIATE")
+        .await
+        .map_err(|e| ("taking the write lock", e))?;
     for statement in migrations::SQLITE.iter().chain(super::side_tables::DDL) {
-        sqlx::query(statement).execute(&mut *tx).await?;
+        sqlx::query(statement)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| ("updating the schema", e))?;
     }
-    tx.commit().await
+    tx.commit().await.map_err(|e| ("committing the schema", e))
 }
 
 /// Puts the database in write-ahead-log mode, once: the mode is stored in the file.

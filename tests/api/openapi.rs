@@ -219,3 +219,117 @@ async fn undocumented_methods_get_405_with_allow_on_every_path() {
     }
     assert!(checked > 80, "{checked}");
 }
+
+/// Every schema object and parameter in the document, with where it is.
+fn schemas_in(value: &Value, at: String, found: &mut Vec<(String, Value)>) {
+    match value {
+        Value::Object(map) => {
+            if map.contains_key("type") || map.contains_key("pattern") {
+                found.push((at.clone(), value.clone()));
+            }
+            for (key, inner) in map {
+                schemas_in(inner, format!("{at}/{key}"), found);
+            }
+        }
+        Value::Array(items) => {
+            for (i, inner) in items.iter().enumerate() {
+                schemas_in(inner, format!("{at}/{i}"), found);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// The patterns the document declares are the rules the server applies: a generated
+/// client's or fuzzer's value that matches is accepted, one that does not is refused.
+#[test]
+fn declared_patterns_are_the_servers_rules() {
+    let document = committed();
+    let mut schemas = Vec::new();
+    schemas_in(&document, String::new(), &mut schemas);
+
+    // Every `name` (1–120 characters) carries the `Name::parse` pattern.
+    let names: Vec<_> = schemas
+        .iter()
+        .filter(|(at, s)| {
+            (at.ends_with("/properties/name") || at.ends_with("/properties/label"))
+                && s["maxLength"] == 120
+        })
+        .collect();
+    assert!(names.len() >= 9, "{} name fields", names.len());
+    for (at, schema) in names {
+        assert_eq!(
+            schema["pattern"].as_str(),
+            Some(credgate::names::NAME_PATTERN),
+            "{at}"
+        );
+    }
+
+    // Cursors, If-Match and the audit head: one pattern each, and the server's parser
+    // agrees with it on every probe.
+    let parameter_patterns = |name: &str| -> Vec<String> {
+        let mut patterns: Vec<String> = document["paths"]
+            .as_object()
+            .unwrap()
+            .values()
+            .flat_map(|item| item.as_object().unwrap().values())
+            .flat_map(|op| op["parameters"].as_array().cloned().unwrap_or_default())
+            .filter(|p| p["name"] == name)
+            .map(|p| p["schema"]["pattern"].as_str().unwrap_or("").to_owned())
+            .collect();
+        patterns.sort();
+        patterns.dedup();
+        patterns
+    };
+    let cursor = parameter_patterns("cursor");
+    assert_eq!(cursor.len(), 1, "{cursor:?}");
+    let cursor = regex::Regex::new(&cursor[0]).unwrap();
+    for probe in [
+        "0",
+        "1",
+        "42",
+        "007",
+        "",
+        "-1",
+        "+1",
+        "1a",
+        "999999999999999999",
+        "9999999999999999999",
+        "djE6MTI",
+        " 1",
+    ] {
+        assert_eq!(
+            cursor.is_match(probe),
+            credgate::gateway::pagination::decode(probe).is_some(),
+            "cursor {probe:?}"
+        );
+    }
+    let head = parameter_patterns("head");
+    assert_eq!(head.len(), 1, "{head:?}");
+    let head = regex::Regex::new(&head[0]).unwrap();
+    let mac = "ab".repeat(32);
+    for probe in [
+        format!("1:{mac}"),
+        format!("0:{mac}"),
+        format!("01:{mac}"),
+        format!("+1:{mac}"),
+        format!("123456789012345678:{mac}"),
+        format!("1234567890123456789:{mac}"),
+        format!("5:{}", mac.to_uppercase()),
+        format!("5:{}", &mac[1..]),
+        format!("5:{mac}0"),
+        "5".to_owned(),
+    ] {
+        assert_eq!(
+            head.is_match(&probe),
+            probe.parse::<credgate::store::ChainHead>().is_ok(),
+            "head {probe:?}"
+        );
+    }
+    let if_match = parameter_patterns("If-Match");
+    assert_eq!(if_match.len(), 1, "{if_match:?}");
+    assert_eq!(
+        if_match[0], r#"^(\*|"[0-9]{1,18}"|[0-9]{1,18})$"#,
+        "the form versioning::IfMatch reads"
+    );
+}

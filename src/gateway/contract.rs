@@ -1,0 +1,237 @@
+//! Last touches on the OpenAPI document that utoipa's derives cannot express, made once
+//! here so they apply to every plugin's operations alike:
+//!
+//! - A parameter is never `null`: a query value or header is present or absent
+//!   (`required`), and utoipa's `Option<T>` → `T | null` told generators and fuzzers
+//!   that `null` (or an empty value) is a thing to send.
+//! - An optional request body is `required: false` with its object schema, not a
+//!   `oneOf` with `null` (which declared the JSON text `null` a valid body).
+//! - `If-Match` has the one form the server reads (see `versioning::IfMatch`).
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::{Value, json};
+use utoipa::openapi::OpenApi;
+
+/// What `versioning::IfMatch` accepts: `*`, or a version of at most 18 digits, quoted
+/// as the `ETag` has it or bare.
+pub const IF_MATCH_PATTERN: &str = r#"^(\*|"[0-9]{1,18}"|[0-9]{1,18})$"#;
+
+pub fn refine(document: &mut OpenApi) {
+    link_created_resources(document);
+    for item in document.paths.paths.values_mut() {
+        for operation in super::responses::operations_mut(item) {
+            for parameter in operation.parameters.iter_mut().flatten() {
+                rewrite(parameter, refine_parameter);
+            }
+            if let Some(body) = operation.request_body.as_mut() {
+                rewrite(body, refine_optional_body);
+            }
+        }
+    }
+}
+
+/// Adds OpenAPI links from each `201 Created` to the operations on what it created,
+/// so generators and stateful fuzzers know that the `id` in the body names
+/// `…/{id}`: `POST /x` (or `POST /x/verb`) → every operation on `/x/{id}` and below.
+/// Only a created body with a top-level `id` gets links (an API key's is nested with its
+/// one-time secret: fuzzers need not revoke keys).
+fn link_created_resources(document: &mut OpenApi) {
+    use utoipa::openapi::link::LinkBuilder;
+    use utoipa::openapi::{RefOr, Schema};
+    let has_id = |schema_name: &str| {
+        document
+            .components
+            .as_ref()
+            .and_then(|c| c.schemas.get(schema_name))
+            .is_some_and(
+                |s| matches!(s, RefOr::T(Schema::Object(o)) if o.properties.contains_key("id")),
+            )
+    };
+    // (creating path, created body schema) for every POST answering 201.
+    let creators: Vec<(String, String)> = document
+        .paths
+        .paths
+        .iter()
+        .filter_map(|(path, item)| {
+            let created = item.post.as_ref()?.responses.responses.get("201")?;
+            let RefOr::T(created) = created else {
+                return None;
+            };
+            let RefOr::T(content) = created.content.get("application/json")? else {
+                return None;
+            };
+            let schema = content.schema.as_ref()?;
+            let RefOr::Ref(reference) = schema else {
+                return None;
+            };
+            let name = reference.ref_location.rsplit('/').next()?.to_owned();
+            has_id(&name).then(|| (path.clone(), name))
+        })
+        .collect();
+    let targets: Vec<(String, String)> = document
+        .paths
+        .paths
+        .iter()
+        .flat_map(|(path, item)| {
+            super::responses::operations(item)
+                .filter_map(|(_, op)| op.operation_id.clone())
+                .map(|id| (path.clone(), id))
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    for (creator, _) in creators {
+        let collections = [
+            creator.clone(),
+            creator
+                .rsplit_once('/')
+                .map(|(parent, _)| parent.to_owned())
+                .unwrap_or_default(),
+        ];
+        let Some(collection) = collections
+            .iter()
+            .find(|c| targets.iter().any(|(p, _)| *p == format!("{c}/{{id}}")))
+        else {
+            continue;
+        };
+        let member = format!("{collection}/{{id}}");
+        let links: Vec<(String, RefOr<utoipa::openapi::link::Link>)> = targets
+            .iter()
+            .filter(|(path, _)| *path == member || path.starts_with(&format!("{member}/")))
+            .map(|(_, operation_id)| {
+                let link = LinkBuilder::new()
+                    .operation_id(operation_id.clone())
+                    .parameter("id", "$response.body#/id")
+                    .description("The `id` of the created resource")
+                    .build();
+                (operation_id.clone(), RefOr::T(link))
+            })
+            .collect();
+        if let Some(RefOr::T(created)) = document
+            .paths
+            .paths
+            .get_mut(&creator)
+            .and_then(|item| item.post.as_mut())
+            .and_then(|op| op.responses.responses.get_mut("201"))
+        {
+            created.links.extend(links);
+        }
+    }
+}
+
+/// Edits `part` through its JSON form. Only small parts make the trip (a parameter, a
+/// request body): utoipa cannot read back every schema it writes (one without a `type`),
+/// so the document as a whole never does. A part that would not read back stays as it was.
+fn rewrite<T: Serialize + DeserializeOwned>(part: &mut T, edit: fn(&mut Value)) {
+    let Ok(mut value) = serde_json::to_value(&*part) else {
+        return;
+    };
+    edit(&mut value);
+    if let Ok(edited) = serde_json::from_value(value) {
+        *part = edited;
+    }
+}
+
+fn refine_parameter(parameter: &mut Value) {
+    let is_if_match = parameter
+        .get("name")
+        .and_then(Value::as_str)
+        .is_some_and(|n| n.eq_ignore_ascii_case("If-Match"));
+    let Some(schema) = parameter.get_mut("schema") else {
+        return;
+    };
+    drop_null_type(schema);
+    if is_if_match {
+        schema["pattern"] = json!(IF_MATCH_PATTERN);
+        schema["examples"] = json!(["\"3\""]);
+    }
+}
+
+/// `"type": ["string", "null"]` → `"type": "string"`.
+fn drop_null_type(schema: &mut Value) {
+    if let Some(types) = schema.get("type").and_then(Value::as_array) {
+        let kept: Vec<Value> = types
+            .iter()
+            .filter(|t| t.as_str() != Some("null"))
+            .cloned()
+            .collect();
+        schema["type"] = match kept.as_slice() {
+            [one] => one.clone(),
+            _ => Value::Array(kept),
+        };
+    }
+}
+
+/// `oneOf: [X, {type: null}]` as a body's schema → `X`, the body not required.
+fn refine_optional_body(body: &mut Value) {
+    let Some(content) = body.get_mut("content").and_then(Value::as_object_mut) else {
+        return;
+    };
+    let mut optional = false;
+    for media in content.values_mut() {
+        let Some(one_of) = media
+            .pointer("/schema/oneOf")
+            .and_then(Value::as_array)
+            .cloned()
+        else {
+            continue;
+        };
+        let (nulls, others): (Vec<Value>, Vec<Value>) = one_of
+            .into_iter()
+            .partition(|s| s.get("type").and_then(Value::as_str) == Some("null"));
+        if let ([_], [only]) = (nulls.as_slice(), others.as_slice()) {
+            media["schema"] = only.clone();
+            optional = true;
+        }
+    }
+    if optional {
+        body["required"] = json!(false);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nullable_parameters_and_optional_bodies_are_spelled_plainly() {
+        let mut if_match =
+            json!({"name": "If-Match", "in": "header", "schema": {"type": ["string", "null"]}});
+        refine_parameter(&mut if_match);
+        assert_eq!(
+            if_match["schema"],
+            json!({"type": "string", "pattern": IF_MATCH_PATTERN, "examples": ["\"3\""]})
+        );
+        let mut cursor =
+            json!({"name": "cursor", "in": "query", "schema": {"type": ["string", "null"]}});
+        refine_parameter(&mut cursor);
+        assert_eq!(cursor["schema"], json!({"type": "string"}));
+        let mut many =
+            json!({"name": "ids", "in": "query", "schema": {"type": ["array", "string", "null"]}});
+        refine_parameter(&mut many);
+        assert_eq!(many["schema"], json!({"type": ["array", "string"]}));
+        let mut body = json!({"required": true, "content": {"application/json": {"schema": {
+            "oneOf": [{"$ref": "#/components/schemas/Body"}, {"type": "null"}]
+        }}}});
+        refine_optional_body(&mut body);
+        assert_eq!(
+            body,
+            json!({"required": false, "content": {"application/json": {"schema": {
+                "$ref": "#/components/schemas/Body"
+            }}}})
+        );
+    }
+
+    /// The edits survive utoipa's own types (what the served document is made of).
+    #[test]
+    fn a_refined_part_reads_back() {
+        let mut parameter: utoipa::openapi::path::Parameter = serde_json::from_value(
+            json!({"name": "If-Match", "in": "header", "required": false, "schema": {"type": ["string", "null"]}}),
+        )
+        .unwrap();
+        rewrite(&mut parameter, refine_parameter);
+        let written = serde_json::to_value(&parameter).unwrap();
+        assert_eq!(written["schema"]["pattern"], IF_MATCH_PATTERN);
+        assert_eq!(written["schema"]["type"], "string");
+    }
+}
