@@ -294,6 +294,19 @@ async fn downloads_conditions_scopes_and_used_by(backend: Backend) {
         StatusCode::BAD_REQUEST,
     )
     .await;
+    // A missing keypair is 404 whatever `If-Match` says (not "stale at version 0").
+    let missing = app
+        .client
+        .delete(app.url(&format!("{KEYPAIRS}/{}", uuid::Uuid::new_v4())))
+        .bearer_auth(&app.admin_key)
+        .header("if-match", "\"3\"")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        problem(missing, StatusCode::NOT_FOUND).await["code"],
+        "not_found"
+    );
     // A body that changes nothing records nothing: the keypair as it is, same ETag.
     let unchanged = patch("\"1\"", json!({"comment": null})).await.unwrap();
     assert_eq!(unchanged.status(), StatusCode::OK);
