@@ -682,5 +682,16 @@ mod tests {
                 .is_err()
         );
         assert!("3:abc".parse::<ChainHead>().is_err());
+        // Position 0 is no event; and only the canonical spelling the document's pattern
+        // allows (no sign, no leading zero, at most 18 digits) is read.
+        let mac = "a".repeat(64);
+        for position in ["0", "01", "+1", "-1", "1234567890123456789"] {
+            assert!(
+                format!("{position}:{mac}").parse::<ChainHead>().is_err(),
+                "{position}"
+            );
+        }
+        let longest: ChainHead = format!("123456789012345678:{mac}").parse().unwrap();
+        assert_eq!(longest.position, 123_456_789_012_345_678);
     }
 }
