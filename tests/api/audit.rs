@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 
 use crate::on_both_stores;
 use crate::support::db::execute_sql;
-use crate::support::served::credgate;
+use crate::support::served::{credgate, output_beside_the_service};
 use crate::support::sshd::{Sshd, login_user};
 use crate::support::{Backend, TestApp, TestDb, problem};
 
@@ -669,16 +669,16 @@ async fn tampering_with_the_event_log_is_detected_and_named(backend: Backend) {
     );
 
     // The shell verb says the same, and fails.
-    let output = credgate()
+    let mut verify_verb = credgate();
+    verify_verb
         .args(["audit", "verify", "--head", &head])
         .env("CREDGATE_DATABASE_URL", &db.url)
         .env("CREDGATE_DATA_DIR", app.data_dir.path())
         .env(
             "CREDGATE_MASTER_KEY_FILE",
             app.data_dir.path().join("master.key"),
-        )
-        .output()
-        .unwrap();
+        );
+    let output = output_beside_the_service(verify_verb).await;
     assert_eq!(
         output.status.code(),
         Some(1),
@@ -710,16 +710,16 @@ async fn unchained_events_and_foreign_keys_are_named(backend: Backend) {
     assert_eq!(report["checked"], 7);
 
     let other_key = tempfile::tempdir().unwrap();
-    let output = credgate()
+    let mut verify_verb = credgate();
+    verify_verb
         .args(["audit", "verify"])
         .env("CREDGATE_DATABASE_URL", &db.url)
         .env("CREDGATE_DATA_DIR", other_key.path())
         .env(
             "CREDGATE_MASTER_KEY",
             "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",
-        )
-        .output()
-        .unwrap();
+        );
+    let output = output_beside_the_service(verify_verb).await;
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(1), "{stderr}");
     assert!(output.stdout.is_empty());

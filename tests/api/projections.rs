@@ -13,6 +13,7 @@ use serde_json::Value;
 
 use crate::on_both_stores;
 use crate::support::db::{execute_sql, read_models, side_tables};
+use crate::support::served::output_beside_the_service;
 use crate::support::{Backend, TestApp, TestDb};
 
 fn database_settings() -> DatabaseSettings {
@@ -82,12 +83,12 @@ async fn rebuild_leaves_the_views_as_they_were(backend: Backend) {
     }
     assert_ne!(read_models(&db.url).await, models, "the damage took");
 
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_credgate"))
+    let mut rebuild = std::process::Command::new(env!("CARGO_BIN_EXE_credgate"));
+    rebuild
         .args(["projections", "rebuild"])
         .env("CREDGATE_DATABASE_URL", &db.url)
-        .env("CREDGATE_DATA_DIR", app.data_dir.path())
-        .output()
-        .expect("run credgate");
+        .env("CREDGATE_DATA_DIR", app.data_dir.path());
+    let output = output_beside_the_service(rebuild).await;
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success(), "rebuild failed: {stderr}");
     assert!(

@@ -7,6 +7,18 @@ use std::time::Duration;
 
 use serde_json::Value;
 
+/// Runs `command` to its end without blocking the test's runtime. A service spawned by
+/// the test (`TestApp`) runs on that same runtime: blocking it in `Command::output`
+/// froze the service wherever it was, on SQLite possibly inside a write transaction
+/// (the projection poller's), so a `credgate` verb opening the same file waited for a
+/// lock nobody could release and failed with "database is locked".
+pub async fn output_beside_the_service(mut command: Command) -> std::process::Output {
+    tokio::task::spawn_blocking(move || command.output())
+        .await
+        .expect("the command's thread")
+        .expect("run the command")
+}
+
 /// The credgate binary, with nothing from the developer's environment.
 pub fn credgate() -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_credgate"));
