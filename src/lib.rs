@@ -44,6 +44,7 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod connections;
+pub mod decimal;
 pub mod files;
 pub mod gateway;
 pub mod keypairs;

@@ -50,11 +50,7 @@ pub fn encode(sort_key: i64) -> String {
 /// The inverse of `encode`, exactly the document's pattern: `0` or up to 18 digits
 /// without a leading zero (so it always fits an `i64`).
 pub fn decode(cursor: &str) -> Option<i64> {
-    let canonical = cursor == "0"
-        || ((1..=18).contains(&cursor.len())
-            && !cursor.starts_with('0')
-            && cursor.bytes().all(|b| b.is_ascii_digit()));
-    canonical.then(|| cursor.parse().ok()).flatten()
+    crate::decimal::parse_canonical(cursor)
 }
 
 /// One page of a list.

@@ -72,12 +72,8 @@ impl std::str::FromStr for ChainHead {
             .split_once(':')
             .ok_or("expected POSITION:MAC, as the audit chain head is logged")?;
         // Exactly the document's pattern: 1–18 digits without a leading zero.
-        let canonical = (1..=18).contains(&position.len())
-            && !position.starts_with('0')
-            && position.bytes().all(|b| b.is_ascii_digit());
-        let position: i64 = canonical
-            .then(|| position.parse().ok())
-            .flatten()
+        let position = crate::decimal::parse_canonical(position)
+            .filter(|p| *p > 0)
             .ok_or("the position must be a positive integer")?;
         if mac.len() != 64 || !mac.bytes().all(|b| b.is_ascii_hexdigit()) {
             return Err("the MAC must be 64 hex digits".into());
