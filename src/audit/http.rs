@@ -11,6 +11,7 @@ use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
+use super::codes;
 use super::record::AuditRecord;
 use super::service::{AuditService, Busy};
 use crate::auth::require;
@@ -254,6 +255,7 @@ pub async fn list_audit_events(
                        heartbeat lines `{\"heartbeat\": time, \"after_position\": n}`",
         content_type = "application/x-ndjson",
         body = String,
+        example = json!("{\"position\": 42, \"occurred_at\": \"2026-12-01T09:42:17Z\", \"resource_type\": \"ssh_keypair\", \"resource_id\": \"3f6b2a1e-8c4d-4b7a-9e21-5d0c7f4a9b13\", \"resource_name\": \"offsite backup (2026)\", \"event_type\": \"KeypairRenamed\", \"event_version\": \"1\", \"category\": \"change\", \"actor\": {\"id\": \"9a4f0c6e-1d2b-4e8f-b3a7-6c5d8e2f1a04\", \"name\": \"admin\"}, \"request_id\": \"b3c1f0e2-6d4a-4f8e-9a27-1c5e8d0b4f6a\", \"changes\": [{\"field\": \"name\", \"before\": \"offsite backup\", \"after\": \"offsite backup (2026)\"}], \"details\": {}}\n{\"heartbeat\": \"2026-12-01T09:43:17Z\", \"after_position\": 42}\n"),
     )),
     extensions(("x-required-scopes" = json!(["audit:read"]))),
 )]
@@ -315,7 +317,7 @@ pub async fn verify_audit_chain(
 
 /// 429 with `Retry-After`: the instance is doing as much of this as it will at once.
 fn busy(reason: Busy) -> ApiError {
-    ApiError::too_many_requests("audit_busy", reason.to_string(), 5)
+    ApiError::too_many_requests(codes::AUDIT_BUSY, reason.to_string(), 5)
 }
 
 async fn history(
@@ -353,7 +355,7 @@ async fn history(
     extensions(("x-required-scopes" = json!(["audit:read"]))),
 )]
 #[get("/ssh-keypairs/{id}/history")]
-pub async fn keypair_history(
+pub async fn get_keypair_history(
     _who: Authorized<require::AuditRead>,
     service: web::Data<AuditService>,
     id: web::Path<Uuid>,
@@ -380,7 +382,7 @@ pub async fn keypair_history(
     extensions(("x-required-scopes" = json!(["audit:read"]))),
 )]
 #[get("/ssh-connections/{id}/history")]
-pub async fn connection_history(
+pub async fn get_connection_history(
     _who: Authorized<require::AuditRead>,
     service: web::Data<AuditService>,
     id: web::Path<Uuid>,

@@ -3,6 +3,7 @@
 //! events of their own, the records' API and export, and the check of the audit chain
 //! (`store::chain`) that makes tampering with the event log visible.
 
+pub mod codes;
 mod denials;
 mod http;
 mod lens;

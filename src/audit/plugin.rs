@@ -13,6 +13,7 @@ use super::http;
 use super::lens::AuditLens;
 use super::projection::AuditProjection;
 use super::service::AuditService;
+use crate::gateway::ProblemCode;
 use crate::gateway::{Plugin, RefusalLog, Runtime};
 use crate::store::{Projection, Store};
 
@@ -39,6 +40,10 @@ impl AuditPlugin {
 impl Plugin for AuditPlugin {
     fn name(&self) -> &'static str {
         "audit"
+    }
+
+    fn problem_codes(&self) -> Vec<ProblemCode> {
+        super::codes::AUDIT_CODES.to_vec()
     }
 
     fn projections(&self) -> Vec<Arc<dyn Projection>> {
@@ -73,8 +78,8 @@ impl Plugin for AuditPlugin {
         cfg.service(http::list_audit_events)
             .service(http::export_audit_events)
             .service(http::verify_audit_chain)
-            .service(http::keypair_history)
-            .service(http::connection_history);
+            .service(http::get_keypair_history)
+            .service(http::get_connection_history);
     }
 }
 

@@ -30,6 +30,7 @@ pub struct FieldChange {
 
 /// One event of the log, as an auditor reads it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[schema(examples(json!({"position": 42, "occurred_at": "2026-12-01T09:42:17Z", "resource_type": "ssh_keypair", "resource_id": "3f6b2a1e-8c4d-4b7a-9e21-5d0c7f4a9b13", "resource_name": "offsite backup (2026)", "event_type": "KeypairRenamed", "event_version": "1", "category": "change", "actor": {"id": "9a4f0c6e-1d2b-4e8f-b3a7-6c5d8e2f1a04", "name": "admin"}, "request_id": "b3c1f0e2-6d4a-4f8e-9a27-1c5e8d0b4f6a", "source_address": "192.0.2.10", "user_agent": "curl/8.5.0", "changes": [{"field": "name", "before": "offsite backup", "after": "offsite backup (2026)"}], "details": {}})))]
 pub struct AuditRecord {
     /// The event's global position: the record's id and sort key.
     pub position: i64,

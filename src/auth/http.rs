@@ -8,16 +8,19 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::aggregate::ApiKeyError;
+use super::codes;
 use super::scope::{Scope, require};
 use super::service::ApiKeyService;
 use super::view::ApiKeyView;
 use crate::gateway::pagination::{self, PageParams, Paged};
+use crate::gateway::problem_code as common;
 use crate::gateway::{ApiError, Authorized, Conflict, JsonBody, NotFound, rejection};
 use crate::names::Name;
 use crate::store::CommandError;
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(examples(json!({"name": "nightly backup job", "scopes": ["connections:read", "connections:use"], "expires_at": "2027-12-01T00:00:00Z"})))]
 pub struct CreateApiKeyRequest {
     /// A label for people: 1–120 characters, no control characters.
     #[schema(
@@ -44,6 +47,7 @@ pub enum ApiKeyStatus {
 }
 
 #[derive(Debug, Serialize, ToSchema)]
+#[schema(examples(json!({"id": "9a4f0c6e-1d2b-4e8f-b3a7-6c5d8e2f1a04", "name": "nightly backup job", "scopes": ["connections:read", "connections:use"], "status": "active", "created_at": "2026-12-01T09:30:00Z", "created_by": "admin", "expires_at": "2027-12-01T00:00:00Z"})))]
 pub struct ApiKeyResponse {
     pub id: Uuid,
     pub name: String,
@@ -60,6 +64,7 @@ pub struct ApiKeyResponse {
 
 /// A new key. `secret` is shown only in this response; store it now.
 #[derive(Debug, Serialize, ToSchema)]
+#[schema(examples(json!({"id": "9a4f0c6e-1d2b-4e8f-b3a7-6c5d8e2f1a04", "name": "nightly backup job", "scopes": ["connections:read", "connections:use"], "status": "active", "created_at": "2026-12-01T09:30:00Z", "created_by": "admin", "expires_at": "2027-12-01T00:00:00Z", "secret": "cg_ch3DfL6Cr0LXSq9n_2TMwygLWJH2scNA7ZL1tMZ9Xtc"})))]
 pub struct CreatedApiKey {
     #[serde(flatten)]
     pub key: ApiKeyResponse,
@@ -93,7 +98,7 @@ impl From<CommandError<ApiKeyError>> for ApiError {
             Err(api_error) => api_error,
             Ok(ApiKeyError::NotFound) => ApiError::not_found("API key"),
             Ok(ApiKeyError::AlreadyExists) => ApiError::conflict(
-                "already_exists",
+                codes::ALREADY_EXISTS,
                 "an API key with this secret already exists",
             ),
             Ok(ApiKeyError::NoScopes) => {
@@ -103,10 +108,10 @@ impl From<CommandError<ApiKeyError>> for ApiError {
                 ApiError::invalid_field("expires_at", "must be in the future")
             }
             Ok(ApiKeyError::AlreadyRevoked) => {
-                ApiError::conflict("already_revoked", "the API key is already revoked")
+                ApiError::conflict(common::ALREADY_REVOKED, "the API key is already revoked")
             }
             Ok(ApiKeyError::LastAdminKey) => ApiError::conflict(
-                "last_admin_key",
+                codes::LAST_ADMIN_KEY,
                 "this is the last active admin key: create another admin key first (or \
                  recover one with `credgate api-keys create` on the host)",
             ),

@@ -11,6 +11,7 @@ use actix_web::middleware::Next;
 use actix_web::{HttpMessage, web};
 
 use super::aggregate::Rejection;
+use super::codes;
 use super::service::{ApiKeyService, AuthFailure};
 use super::throttle::FailureThrottle;
 use crate::gateway::{ApiError, RefusedKey, client_of};
@@ -27,7 +28,7 @@ pub async fn require_api_key(
         && let Some(wait) = throttle.blocked(*source, Instant::now())
     {
         return Ok(req.error_response(ApiError::too_many_requests(
-            "too_many_failed_authentications",
+            codes::TOO_MANY_FAILED_AUTHENTICATIONS,
             format!("too many failed authentications from this address; retry in {wait} s"),
             wait,
         )));
@@ -40,7 +41,7 @@ pub async fn require_api_key(
     // (it guesses nothing).
     if let (Err(error), Some((throttle, source))) = (&outcome, &throttle)
         && error.status() == StatusCode::UNAUTHORIZED
-        && error.code() != "missing_api_key"
+        && error.code() != codes::MISSING_API_KEY
     {
         throttle.count(*source, Instant::now());
     }
@@ -62,7 +63,7 @@ async fn authenticate(
 ) -> Result<super::Principal, ApiError> {
     let Some(value) = req.headers().get(header::AUTHORIZATION) else {
         return Err(ApiError::unauthorized(
-            "missing_api_key",
+            codes::MISSING_API_KEY,
             "this endpoint needs an API key: send `Authorization: Bearer <key>`",
         ));
     };
@@ -76,7 +77,7 @@ async fn authenticate(
         .filter(|t| !t.is_empty())
         .ok_or_else(|| {
             ApiError::unauthorized(
-                "invalid_authorization_header",
+                codes::INVALID_AUTHORIZATION_HEADER,
                 "the Authorization header must be `Bearer <key>`",
             )
         })?;
@@ -101,10 +102,14 @@ async fn authenticate(
         }
     };
     Err(match rejection {
-        Rejection::Unknown => ApiError::unauthorized("invalid_api_key", "the API key is not valid"),
-        Rejection::Revoked => {
-            ApiError::unauthorized("api_key_revoked", "the API key has been revoked")
+        Rejection::Unknown => {
+            ApiError::unauthorized(codes::INVALID_API_KEY, "the API key is not valid")
         }
-        Rejection::Expired => ApiError::unauthorized("api_key_expired", "the API key has expired"),
+        Rejection::Revoked => {
+            ApiError::unauthorized(codes::API_KEY_REVOKED, "the API key has been revoked")
+        }
+        Rejection::Expired => {
+            ApiError::unauthorized(codes::API_KEY_EXPIRED, "the API key has expired")
+        }
     })
 }

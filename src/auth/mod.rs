@@ -4,6 +4,7 @@
 mod aggregate;
 mod audit;
 pub mod bootstrap;
+pub mod codes;
 mod http;
 mod middleware;
 mod plugin;
@@ -29,7 +30,7 @@ pub fn admit_secret_read(
     let now = std::time::Instant::now();
     if let Some(wait) = limit.blocked(key, now) {
         return Err(crate::gateway::ApiError::too_many_requests(
-            "too_many_secret_reads",
+            codes::TOO_MANY_SECRET_READS,
             format!(
                 "this API key has taken out its secrets for this minute (limits.secret_reads_per_minute); retry in {wait} s"
             ),

@@ -8,6 +8,7 @@ use super::http;
 use super::scope::Scope;
 use super::service::ADMIN_KEYS;
 use super::view::ApiKeyView;
+use crate::gateway::ProblemCode;
 use crate::gateway::{Plugin, Runtime};
 use crate::store::{Change, Projection, Store, StoreError, View, ViewProjection};
 
@@ -16,6 +17,10 @@ pub struct ApiKeysPlugin;
 impl Plugin for ApiKeysPlugin {
     fn name(&self) -> &'static str {
         "api-keys"
+    }
+
+    fn problem_codes(&self) -> Vec<ProblemCode> {
+        super::codes::AUTH_CODES.to_vec()
     }
 
     fn projections(&self) -> Vec<Arc<dyn Projection>> {

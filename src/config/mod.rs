@@ -134,6 +134,19 @@ pub struct Settings {
     pub outbound: OutboundSettings,
     /// The remote side of semi-automatic setup (the `pairing` plugin).
     pub pairing: PairingSettings,
+    /// Where `GET /metrics` is served (`metrics.listen`).
+    pub metrics: MetricsExposure,
+}
+
+/// Where the Prometheus metrics are served.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MetricsExposure {
+    /// At `/metrics` beside the API, on `listen` (the default: `metrics.listen = "api"`).
+    WithApi,
+    /// On an address of its own, and not beside the API.
+    Separate(SocketAddr),
+    /// Nowhere (`metrics.listen = "off"`).
+    Off,
 }
 
 /// What the `pairing` plugin may do on this host.
@@ -311,6 +324,18 @@ impl Settings {
                 60_000,
             )?),
         };
+        let metrics = parse_with(
+            "metrics.listen",
+            raw.metrics.listen.as_ref(),
+            "api",
+            |s| match s {
+                "api" => Ok(MetricsExposure::WithApi),
+                "off" => Ok(MetricsExposure::Off),
+                address => SocketAddr::from_str(address)
+                    .map(MetricsExposure::Separate)
+                    .map_err(|_| "expected `api`, `off` or an address like 127.0.0.1:9464"),
+            },
+        )?;
         let projection_poll_interval = Duration::from_millis(number_or(
             "projections.poll_interval_ms",
             raw.projections.poll_interval_ms,
@@ -334,6 +359,7 @@ impl Settings {
             projection_poll_interval,
             outbound,
             pairing,
+            metrics,
         })
     }
 }
@@ -602,6 +628,7 @@ mod tests {
                 "restrict\nfrom=x",
                 "`pairing.key_options`",
             ),
+            ("CREDGATE_METRICS__LISTEN", "everywhere", "`metrics.listen`"),
             ("CREDGATE_LISTN", "x", "listn"),
         ];
         for (var, value, expected) in cases {
@@ -610,6 +637,23 @@ mod tests {
             assert!(line.contains(expected), "{var}={value}: {line}");
             assert!(!line.contains('\n'), "one line: {line}");
         }
+    }
+
+    #[test]
+    fn metrics_are_beside_the_api_unless_told_otherwise() {
+        let exposure = |value: Option<&str>| {
+            let pairs: Vec<(&str, &str)> = value
+                .map(|v| vec![("CREDGATE_METRICS__LISTEN", v)])
+                .unwrap_or_default();
+            Settings::load_from(None, vars(&pairs)).unwrap().metrics
+        };
+        assert_eq!(exposure(None), MetricsExposure::WithApi);
+        assert_eq!(exposure(Some("api")), MetricsExposure::WithApi);
+        assert_eq!(exposure(Some("off")), MetricsExposure::Off);
+        assert_eq!(
+            exposure(Some("127.0.0.1:9464")),
+            MetricsExposure::Separate("127.0.0.1:9464".parse().unwrap())
+        );
     }
 
     #[test]

@@ -88,6 +88,14 @@ pub struct RawSettings {
     pub outbound: RawOutbound,
     #[serde(default)]
     pub pairing: RawPairing,
+    #[serde(default)]
+    pub metrics: RawMetrics,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawMetrics {
+    pub listen: Option<Scalar>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -21,6 +21,7 @@ pub enum Provenance {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[schema(examples(json!({"algorithm": "ssh-ed25519", "key": "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIIdeQpOm7RORiAIECD0mmF2jnzqDpLMeEZRLES3AbTDd", "fingerprint": "SHA256:Se77u09GRMmtYkkzv8QBMfngEvAZfxnqplBgTY2cRGg", "provenance": "scanned"})))]
 pub struct PinnedHostKey {
     pub algorithm: String,
     /// `type base64`.

@@ -20,6 +20,7 @@ use super::semi_automatic::SemiAutomaticRequest;
 use super::service::{ConnectionChanges, ConnectionService, KeypairChoice, NewConnection};
 use super::view::{ConnectionView, RemoteSummary};
 use crate::auth::{SecretReadLimit, admit_secret_read, require};
+use crate::gateway::metrics::{Metrics, SSH_OPERATIONS};
 use crate::gateway::pagination::{self, PageParams, Paged};
 use crate::gateway::{
     ApiError, Authorized, Conflict, IfMatch, JsonBody, NotFound, PlainText, PreconditionFailed,
@@ -29,6 +30,7 @@ use crate::ssh::{ProbeError, TestPhase};
 use crate::store::Committed;
 
 #[derive(Debug, Serialize, ToSchema)]
+#[schema(examples(json!({"id": "7c1e9d42-2b6f-4f0a-8d35-0e4b6a9c2f71", "name": "offsite nas", "host": "backup.example.net", "port": 22, "username": "root", "keypair_id": "3f6b2a1e-8c4d-4b7a-9e21-5d0c7f4a9b13", "host_keys": [{"algorithm": "ssh-ed25519", "key": "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIIdeQpOm7RORiAIECD0mmF2jnzqDpLMeEZRLES3AbTDd", "fingerprint": "SHA256:Se77u09GRMmtYkkzv8QBMfngEvAZfxnqplBgTY2cRGg", "provenance": "scanned"}, {"algorithm": "ecdsa-sha2-nistp256", "key": "ecdsa-sha2-nistp256 AAAAE2VjZHNhLXNoYTItbmlzdHAyNTYAAAAIbmlzdHAyNTYAAABBBMmHjeKz8684VBg7ygTimliAFwSrzOmq/fSrEbf+7xupRoUzr4UsPWzqoxrRpXO/ihuKRcUJ5DDuxo6ZMV+OvG8=", "fingerprint": "SHA256:mgC7F8NmTfl+vcUx0rFWypJ8OGB3RnSShutn+HTKOpg", "provenance": "scanned"}], "connect_timeout": 10, "setup": "manual", "last_test": {"ok": true, "phase": "exec", "latency_ms": 84, "server_key_fingerprint": "SHA256:Se77u09GRMmtYkkzv8QBMfngEvAZfxnqplBgTY2cRGg", "tested_at": "2026-12-01T09:42:17Z"}, "created_at": "2026-12-01T09:30:00Z", "updated_at": "2026-12-01T09:30:00Z", "version": 1})))]
 pub struct ConnectionResponse {
     pub id: Uuid,
     pub name: String,
@@ -70,6 +72,7 @@ pub struct TestError {
 }
 
 #[derive(Debug, Serialize, ToSchema)]
+#[schema(examples(json!({"ok": true, "phase": "exec", "latency_ms": 84, "server_key_fingerprint": "SHA256:Se77u09GRMmtYkkzv8QBMfngEvAZfxnqplBgTY2cRGg"})))]
 pub struct ConnectionTestResponse {
     pub ok: bool,
     /// How far the test got.
@@ -82,6 +85,7 @@ pub struct ConnectionTestResponse {
 
 /// Everything a job needs to reach the remote host. No `Debug`: it holds a private key.
 #[derive(Serialize, ToSchema)]
+#[schema(examples(json!({"host": "backup.example.net", "port": 22, "username": "root", "private_key": "-----BEGIN OPENSSH PRIVATE KEY-----\n…\n-----END OPENSSH PRIVATE KEY-----\n", "known_hosts": "backup.example.net ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIIdeQpOm7RORiAIECD0mmF2jnzqDpLMeEZRLES3AbTDd\nbackup.example.net ecdsa-sha2-nistp256 AAAAE2VjZHNhLXNoYTItbmlzdHAyNTYAAAAIbmlzdHAyNTYAAABBBMmHjeKz8684VBg7ygTimliAFwSrzOmq/fSrEbf+7xupRoUzr4UsPWzqoxrRpXO/ihuKRcUJ5DDuxo6ZMV+OvG8=\n", "ssh_config": "Host offsite-nas\n    HostName backup.example.net\n    Port 22\n    User root\n    IdentityFile ~/.ssh/credgate/offsite-nas\n    IdentitiesOnly yes\n    UserKnownHostsFile ~/.ssh/credgate/offsite-nas.known_hosts\n    StrictHostKeyChecking yes\n    ConnectTimeout 10\n"})))]
 pub struct CredentialsResponse {
     pub host: String,
     pub port: u16,
@@ -196,22 +200,25 @@ pub async fn create_connection(
     responses(
         (status = 201, body = ConnectionResponse, headers(("ETag" = String))),
         (status = 409, response = Conflict),
-        (status = 502, description = "The remote could not be reached, its TLS certificate is not trusted, its answer is unusable, or the proving login failed", body = Problem, content_type = "application/problem+json"),
-        (status = 504, description = "The remote did not answer in time", body = Problem, content_type = "application/problem+json"),
+        (status = 502, description = "The remote could not be reached (`remote_unreachable`), its TLS certificate is not trusted (`remote_tls_unverified`), its answer is unusable (`remote_rejected`), or the proving login failed (`login_failed`)", body = Problem, content_type = "application/problem+json"),
+        (status = 504, description = "The remote did not answer in time (`remote_timeout`)", body = Problem, content_type = "application/problem+json"),
     ),
     extensions(("x-required-scopes" = json!(["connections:write"]))),
 )]
 #[post("/semi-automatic")]
-pub async fn create_semi_automatic(
+pub async fn create_semi_automatic_connection(
     who: Authorized<require::ConnectionsWrite>,
     service: web::Data<ConnectionService>,
+    metrics: web::Data<Metrics>,
     JsonBody(body): JsonBody<SemiAutomaticRequestBody>,
 ) -> Result<Versioned<ConnectionResponse>, ApiError> {
     let request = SemiAutomaticRequest::try_from(body)?;
     who.caller.require(keypair_scope(&request.keypair))?;
-    let (id, committed) = service
+    let paired = service
         .create_semi_automatic(request, &who.metadata())
-        .await?;
+        .await
+        .map_err(ApiError::from);
+    let (id, committed) = counted(&metrics, "pairing", paired)?;
     Ok(Versioned::created(
         format!("/api/v1/ssh-connections/{id}"),
         committed.version,
@@ -307,6 +314,7 @@ pub struct DeleteParams {
 
 /// What deleting a semi-automatic connection did to its remote pairing.
 #[derive(Debug, Serialize, ToSchema)]
+#[schema(examples(json!({"remote_revocation": {"outcome": "revoked"}})))]
 pub struct DeletedWithRemote {
     pub remote_revocation: RemoteRevocation,
 }
@@ -364,9 +372,21 @@ pub async fn delete_connection(
 pub async fn test_connection(
     who: Authorized<require::ConnectionsWrite>,
     service: web::Data<ConnectionService>,
+    metrics: web::Data<Metrics>,
     id: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
     let (report, expected) = service.test(id.into_inner(), &who.metadata()).await?;
+    let outcome = match &report.error {
+        None => "ok".to_owned(),
+        Some(failure) => serde_json::to_value(failure.code)
+            .ok()
+            .and_then(|code| code.as_str().map(str::to_owned))
+            .unwrap_or_else(|| "failed".to_owned()),
+    };
+    metrics.count(
+        &SSH_OPERATIONS,
+        &[("operation", "test"), ("outcome", outcome.as_str())],
+    );
     let presented = report.presented.as_ref().map(|k| {
         k.fingerprint(russh::keys::ssh_key::HashAlg::Sha256)
             .to_string()
@@ -402,7 +422,7 @@ pub async fn test_connection(
     extensions(("x-required-scopes" = json!(["connections:use"]))),
 )]
 #[post("/{id}/credentials")]
-pub async fn connection_credentials(
+pub async fn export_credentials(
     who: Authorized<require::ConnectionsUse>,
     secret_reads: web::Data<SecretReadLimit>,
     service: web::Data<ConnectionService>,
@@ -429,7 +449,7 @@ pub async fn connection_credentials(
     tag = "ssh-connections",
     params(("id" = Uuid, Path, description = "Connection id")),
     responses(
-        (status = 200, body = String, content_type = "text/plain"),
+        (status = 200, body = String, content_type = "text/plain", example = json!("backup.example.net ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIIdeQpOm7RORiAIECD0mmF2jnzqDpLMeEZRLES3AbTDd\nbackup.example.net ecdsa-sha2-nistp256 AAAAE2VjZHNhLXNoYTItbmlzdHAyNTYAAAAIbmlzdHAyNTYAAABBBMmHjeKz8684VBg7ygTimliAFwSrzOmq/fSrEbf+7xupRoUzr4UsPWzqoxrRpXO/ihuKRcUJ5DDuxo6ZMV+OvG8=\n")),
         (status = 404, response = NotFound),
     ),
     extensions(("x-required-scopes" = json!(["connections:read"]))),
@@ -449,7 +469,7 @@ pub async fn export_known_hosts(
     tag = "ssh-connections",
     params(("id" = Uuid, Path, description = "Connection id")),
     responses(
-        (status = 200, body = String, content_type = "text/plain"),
+        (status = 200, body = String, content_type = "text/plain", example = json!("Host offsite-nas\n    HostName backup.example.net\n    Port 22\n    User root\n    IdentityFile ~/.ssh/credgate/offsite-nas\n    IdentitiesOnly yes\n    UserKnownHostsFile ~/.ssh/credgate/offsite-nas.known_hosts\n    StrictHostKeyChecking yes\n    ConnectTimeout 10\n")),
         (status = 404, response = NotFound),
     ),
     extensions(("x-required-scopes" = json!(["connections:read"]))),
@@ -462,4 +482,22 @@ pub async fn export_ssh_config(
 ) -> Result<PlainText, ApiError> {
     let view = find(&service, id.into_inner()).await?;
     Ok(PlainText(exports::ssh_config(&view.settings, &view.id)))
+}
+
+/// Counts an operation that reached another host by its outcome (`ok`, or the
+/// problem's code) in `credgate_ssh_operations_total`, and passes the result on.
+pub(super) fn counted<T>(
+    metrics: &Metrics,
+    operation: &'static str,
+    result: Result<T, ApiError>,
+) -> Result<T, ApiError> {
+    let outcome = match &result {
+        Ok(_) => "ok",
+        Err(error) => error.code().name(),
+    };
+    metrics.count(
+        &SSH_OPERATIONS,
+        &[("operation", operation), ("outcome", outcome)],
+    );
+    result
 }

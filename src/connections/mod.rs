@@ -5,6 +5,7 @@
 mod aggregate;
 mod attempt;
 mod audit;
+pub mod codes;
 mod exports;
 mod host_keys;
 mod http;

@@ -12,12 +12,14 @@ use super::service::{ALIAS_KIND, ConnectionFailure, ConnectionService, NAME_KIND
 use super::view::ConnectionView;
 use super::{http, scan_http};
 use crate::clock::Clock;
+use crate::gateway::ProblemCode;
 use crate::gateway::{Plugin, Runtime};
 use crate::keypairs::{DependantRegistry, DependantRemover, KeypairService};
 use crate::ssh::OutboundPolicy;
 use crate::store::{
     Change, CommandMetadata, Dependant, Projection, Store, StoreError, View, ViewProjection,
 };
+use utoipa::openapi::{RefOr, Schema};
 
 #[derive(Default)]
 pub struct ConnectionsPlugin {
@@ -53,6 +55,14 @@ impl DependantRemover for RemoveConnection {
 impl Plugin for ConnectionsPlugin {
     fn name(&self) -> &'static str {
         "connections"
+    }
+
+    fn problem_codes(&self) -> Vec<ProblemCode> {
+        super::codes::CONNECTION_CODES.to_vec()
+    }
+
+    fn problem_members(&self) -> Vec<(&'static str, RefOr<Schema>)> {
+        super::problems::members()
     }
 
     fn requires(&self) -> &'static [&'static str] {
@@ -165,13 +175,13 @@ impl Plugin for ConnectionsPlugin {
         cfg.service(
             connections
                 .service(http::create_connection)
-                .service(http::create_semi_automatic)
+                .service(http::create_semi_automatic_connection)
                 .service(http::list_connections)
                 .service(http::get_connection)
                 .service(http::update_connection)
                 .service(http::delete_connection)
                 .service(http::test_connection)
-                .service(http::connection_credentials)
+                .service(http::export_credentials)
                 .service(http::export_known_hosts)
                 .service(http::export_ssh_config),
         );

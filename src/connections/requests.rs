@@ -17,6 +17,7 @@ use zeroize::Zeroizing;
 
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(examples(json!({"name": "offsite nas Key", "algorithm": "ed25519"})))]
 pub struct GenerateKeypairOption {
     /// Default: "<connection name> Key".
     #[schema(
@@ -32,6 +33,7 @@ pub struct GenerateKeypairOption {
 /// Manual setup. Exactly one of `keypair_id` and `generate_keypair`.
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(examples(json!({"name": "offsite nas", "host": "backup.example.net", "port": 22, "username": "root", "keypair_id": "3f6b2a1e-8c4d-4b7a-9e21-5d0c7f4a9b13", "remote_host_key": "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIIdeQpOm7RORiAIECD0mmF2jnzqDpLMeEZRLES3AbTDd\necdsa-sha2-nistp256 AAAAE2VjZHNhLXNoYTItbmlzdHAyNTYAAAAIbmlzdHAyNTYAAABBBMmHjeKz8684VBg7ygTimliAFwSrzOmq/fSrEbf+7xupRoUzr4UsPWzqoxrRpXO/ihuKRcUJ5DDuxo6ZMV+OvG8=", "connect_timeout": 10})))]
 pub struct CreateConnectionRequest {
     #[schema(
         min_length = 1,
@@ -66,6 +68,7 @@ pub struct CreateConnectionRequest {
 /// `generate_keypair`.
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(examples(json!({"name": "offsite nas", "url": "https://nas.example:8443", "remote_api_key": "cg_OKEGEnlO_S8uEiDTDsNUd7Y4OxK_MRYspcGhex8C1oc", "username": "root", "generate_keypair": {"algorithm": "ed25519"}, "verify_tls": true, "connect_timeout": 10, "sudo": false, "prove_login": true})))]
 pub struct SemiAutomaticRequestBody {
     #[schema(
         min_length = 1,
@@ -160,6 +163,7 @@ impl TryFrom<SemiAutomaticRequestBody> for SemiAutomaticRequest {
 
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(examples(json!({"name": "offsite nas (zurich)", "connect_timeout": 20})))]
 pub struct UpdateConnectionRequest {
     #[schema(
         min_length = 1,

@@ -14,6 +14,7 @@ use crate::gateway::{ApiError, Authorized, JsonBody, Problem};
 
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(examples(json!({"host": "backup.example.net", "port": 22, "connect_timeout": 10})))]
 pub struct HostKeyScanRequest {
     /// A host name (RFC 1123) or an IP address.
     #[schema(min_length = 1, max_length = 253)]
@@ -27,6 +28,7 @@ pub struct HostKeyScanRequest {
 }
 
 #[derive(Debug, Serialize, ToSchema)]
+#[schema(examples(json!({"algorithm": "ssh-ed25519", "key": "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIIdeQpOm7RORiAIECD0mmF2jnzqDpLMeEZRLES3AbTDd", "fingerprint": "SHA256:Se77u09GRMmtYkkzv8QBMfngEvAZfxnqplBgTY2cRGg", "bits": 256})))]
 pub struct ScannedHostKey {
     /// Key type, e.g. `ssh-ed25519`.
     pub algorithm: String,
@@ -37,6 +39,7 @@ pub struct ScannedHostKey {
 }
 
 #[derive(Debug, Serialize, ToSchema)]
+#[schema(examples(json!({"host": "backup.example.net", "port": 22, "keys": [{"algorithm": "ssh-ed25519", "key": "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIIdeQpOm7RORiAIECD0mmF2jnzqDpLMeEZRLES3AbTDd", "fingerprint": "SHA256:Se77u09GRMmtYkkzv8QBMfngEvAZfxnqplBgTY2cRGg", "bits": 256}, {"algorithm": "ecdsa-sha2-nistp256", "key": "ecdsa-sha2-nistp256 AAAAE2VjZHNhLXNoYTItbmlzdHAyNTYAAAAIbmlzdHAyNTYAAABBBMmHjeKz8684VBg7ygTimliAFwSrzOmq/fSrEbf+7xupRoUzr4UsPWzqoxrRpXO/ihuKRcUJ5DDuxo6ZMV+OvG8=", "fingerprint": "SHA256:mgC7F8NmTfl+vcUx0rFWypJ8OGB3RnSShutn+HTKOpg", "bits": 256}], "remote_host_key": "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIIdeQpOm7RORiAIECD0mmF2jnzqDpLMeEZRLES3AbTDd\necdsa-sha2-nistp256 AAAAE2VjZHNhLXNoYTItbmlzdHAyNTYAAAAIbmlzdHAyNTYAAABBBMmHjeKz8684VBg7ygTimliAFwSrzOmq/fSrEbf+7xupRoUzr4UsPWzqoxrRpXO/ihuKRcUJ5DDuxo6ZMV+OvG8="})))]
 pub struct HostKeyScanResponse {
     pub host: String,
     pub port: u16,
@@ -61,6 +64,7 @@ pub struct HostKeyScanResponse {
 pub async fn scan_host_keys(
     _who: Authorized<require::ConnectionsWrite>,
     service: web::Data<ConnectionService>,
+    metrics: web::Data<crate::gateway::metrics::Metrics>,
     JsonBody(body): JsonBody<HostKeyScanRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let mut errors = FieldErrors::default();
@@ -73,7 +77,10 @@ pub async fn scan_host_keys(
     };
     let timeout = Duration::from_secs(timeout);
     let address = service.checked_address(&host, port, timeout).await?;
-    let keys = crate::ssh::scan(address, timeout).await?;
+    let scanned = crate::ssh::scan(address, timeout)
+        .await
+        .map_err(ApiError::from);
+    let keys = super::http::counted(&metrics, "scan", scanned)?;
     service.remember_scan(&host, port, &keys);
     Ok(HttpResponse::Ok().json(HostKeyScanResponse {
         host: host.to_string(),

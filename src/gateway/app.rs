@@ -18,6 +18,7 @@ use utoipa_swagger_ui::SwaggerUi;
 use super::caller::TrustedProxies;
 use super::json::BodyLimit;
 use super::limits::{self, RequestTimeout};
+use super::metrics::{self, Metrics};
 use super::openapi::BaseDoc;
 use super::plugin::{Plugin, select_plugins};
 use super::refusals::{RefusalLog, record_refusals};
@@ -28,7 +29,7 @@ use super::{health, responses, tls};
 use crate::auth::bootstrap::{Bootstrap, ensure_admin_key};
 use crate::auth::{ApiKeyService, FailureThrottle, SecretReadLimit, require_api_key};
 use crate::clock::Clock;
-use crate::config::{Settings, redact_url_password};
+use crate::config::{MetricsExposure, Settings, redact_url_password};
 use crate::secrets::{MasterKey, Secrets};
 use crate::store::{Failpoints, ProjectionRunner, Store, Writer};
 
@@ -63,6 +64,8 @@ pub struct StartOptions {
 /// A service that is listening and ready to be run.
 pub struct Application {
     server: Server,
+    /// `GET /metrics` on its own address (`metrics.listen`), when it has one.
+    metrics_server: Option<(Server, SocketAddr)>,
     local_addr: SocketAddr,
     https: bool,
     poller: tokio::task::JoinHandle<()>,
@@ -81,11 +84,19 @@ pub fn api_document(plugins: &[Arc<dyn Plugin>]) -> utoipa::openapi::OpenApi {
     let mut document = document;
     responses::complete_api_operations(&mut document, API_PREFIX);
     super::contract::refine(&mut document);
+    let codes = all_problem_codes(plugins);
+    super::contract::declare_problems(
+        &mut document,
+        &codes,
+        plugins.iter().flat_map(|p| p.problem_members()).collect(),
+    );
+    super::contract::exemplify(&mut document, &codes);
     document
 }
 
 fn mount(cfg: &mut ServiceConfig, plugins: &[Arc<dyn Plugin>], runtime: Option<&Runtime>) {
-    cfg.service(health::live).service(health::ready);
+    cfg.service(health::check_liveness)
+        .service(health::check_readiness);
     for plugin in plugins {
         plugin.public_routes(cfg, runtime);
     }
@@ -98,6 +109,18 @@ fn mount(cfg: &mut ServiceConfig, plugins: &[Arc<dyn Plugin>], runtime: Option<&
                 }
             }),
     );
+}
+
+/// Every problem code the gateway and `plugins` can answer with, each once, sorted.
+pub fn all_problem_codes(plugins: &[Arc<dyn Plugin>]) -> Vec<super::ProblemCode> {
+    let mut codes: Vec<super::ProblemCode> = super::GATEWAY_CODES
+        .iter()
+        .copied()
+        .chain(plugins.iter().flat_map(|p| p.problem_codes()))
+        .collect();
+    codes.sort_by_key(|c| c.name());
+    codes.dedup();
+    codes
 }
 
 /// Opens the configured store; the error names it (without its password).
@@ -195,12 +218,29 @@ impl Application {
             runtime.settings.limits.secret_reads_per_minute,
         ));
         let https = tls_config.is_some();
+        let metrics = web::Data::new(Metrics::default());
+        let projections_data = web::Data::from(runtime.projections.clone());
+        let exposure = runtime.settings.metrics;
+        let metrics_server = match exposure {
+            MetricsExposure::Separate(address) => Some(metrics_server(
+                address,
+                metrics.clone(),
+                store_data.clone(),
+                projections_data.clone(),
+            )?),
+            MetricsExposure::WithApi | MetricsExposure::Off => None,
+        };
         let factory = move || {
             let mut app = App::new();
             if let Some(log) = &refusal_log {
                 app = app.app_data(log.clone());
             }
+            if exposure == MetricsExposure::WithApi {
+                app = app.route("/metrics", web::get().to(metrics::serve_metrics));
+            }
             app.app_data(store_data.clone())
+                .app_data(metrics.clone())
+                .app_data(projections_data.clone())
                 .app_data(api_keys.clone())
                 .app_data(throttle.clone())
                 .app_data(secret_reads.clone())
@@ -215,6 +255,7 @@ impl Application {
                 .wrap(from_fn(limits::request_timeout_middleware))
                 .wrap(TracingLogger::<CredgateRootSpan>::new())
                 .wrap(from_fn(request_id_middleware))
+                .wrap(from_fn(metrics::record_requests))
                 // Served over TLS: browsers must not fall back to plain HTTP for a year.
                 .wrap(Condition::new(
                     https,
@@ -240,6 +281,7 @@ impl Application {
         .run();
         Ok(Self {
             server,
+            metrics_server,
             local_addr,
             https,
             poller,
@@ -256,6 +298,11 @@ impl Application {
     pub fn base_url(&self) -> String {
         let scheme = if self.https { "https" } else { "http" };
         format!("{scheme}://{}", self.local_addr)
+    }
+
+    /// Where `GET /metrics` is served on its own (`metrics.listen`), if it is.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_server.as_ref().map(|(_, address)| *address)
     }
 
     pub fn bootstrap(&self) -> &Bootstrap {
@@ -282,7 +329,15 @@ impl Application {
 
     /// Serves until the server is stopped (SIGINT/SIGTERM or its handle).
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        let metrics_server = self.metrics_server.map(|(server, _)| {
+            let handle = server.handle();
+            (tokio::spawn(server), handle)
+        });
         let result = self.server.await;
+        if let Some((running, handle)) = metrics_server {
+            handle.stop(true).await;
+            let _ = running.await;
+        }
         self.poller.abort();
         // The last head, for whoever keeps it outside (see `store::chain`).
         match self.store.chain_head().await {
@@ -295,6 +350,32 @@ impl Application {
         self.store.close().await;
         result
     }
+}
+
+/// The server of `GET /metrics` alone, on `address` (`metrics.listen`).
+fn metrics_server(
+    address: SocketAddr,
+    metrics: web::Data<Metrics>,
+    store: web::Data<Store>,
+    projections: web::Data<ProjectionRunner>,
+) -> anyhow::Result<(Server, SocketAddr)> {
+    let listener = TcpListener::bind(address).map_err(|e| {
+        anyhow::anyhow!("invalid setting `metrics.listen`: cannot listen on {address}: {e}")
+    })?;
+    let bound = listener.local_addr()?;
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(metrics.clone())
+            .app_data(store.clone())
+            .app_data(projections.clone())
+            .route("/metrics", web::get().to(metrics::serve_metrics))
+    })
+    .workers(1)
+    .client_request_timeout(Duration::from_secs(10))
+    .shutdown_timeout(5)
+    .listen(listener)?
+    .run();
+    Ok((server, bound))
 }
 
 /// Looks for events written by other processes, every `interval`. A failure is logged

@@ -14,6 +14,7 @@ use ipnet::IpNet;
 
 use super::problem::ApiError;
 use super::request_id::RequestId;
+use crate::auth::codes as auth_codes;
 use crate::auth::{Principal, Scope, grants};
 use crate::clock::{Clock, SystemClock};
 use crate::store::CommandMetadata;
@@ -104,7 +105,7 @@ impl FromRequest for Caller {
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         let Some(principal) = req.extensions().get::<Principal>().cloned() else {
             return ready(Err(ApiError::unauthorized(
-                "missing_api_key",
+                auth_codes::MISSING_API_KEY,
                 "this endpoint needs an API key",
             )));
         };

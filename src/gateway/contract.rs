@@ -31,6 +31,176 @@ pub fn refine(document: &mut OpenApi) {
     }
 }
 
+/// `Problem.code` as the enum of every code the server can answer with (each code's
+/// meaning in the description, for readers of the document), and the members plugins
+/// add to their problems as typed, optional properties.
+pub fn declare_problems(
+    document: &mut OpenApi,
+    codes: &[super::ProblemCode],
+    members: Vec<(
+        &'static str,
+        utoipa::openapi::RefOr<utoipa::openapi::Schema>,
+    )>,
+) {
+    use utoipa::openapi::schema::{ObjectBuilder, Type};
+    use utoipa::openapi::{RefOr, Schema};
+    let Some(RefOr::T(Schema::Object(problem))) = document
+        .components
+        .as_mut()
+        .and_then(|c| c.schemas.get_mut("Problem"))
+    else {
+        return;
+    };
+    let meanings: String = codes
+        .iter()
+        .map(|c| format!("\n- `{}`: {}", c.name(), c.meaning()))
+        .collect();
+    let code = ObjectBuilder::new()
+        .schema_type(Type::String)
+        .enum_values(Some(codes.iter().map(|c| c.name())))
+        .description(Some(format!(
+            "Stable, machine-readable error code (also the end of `type`):{meanings}"
+        )))
+        .build();
+    problem
+        .properties
+        .insert("code".to_owned(), RefOr::T(Schema::Object(code)));
+    for (name, schema) in members {
+        problem.properties.entry(name.to_owned()).or_insert(schema);
+    }
+}
+
+/// The `request_id` of every example problem.
+const EXAMPLE_REQUEST_ID: &str = "b3c1f0e2-6d4a-4f8e-9a27-1c5e8d0b4f6a";
+
+/// Gives every request and response body of every operation an `example`, so each
+/// operation shows what to send and what comes back (and fuzzers start from something
+/// realistic): a body whose schema names a component takes that component's first
+/// `examples` entry (declared beside its type with `#[schema(examples(...))]`); a list
+/// page is one item and a `next_cursor`; a problem is the first code its description
+/// names, with that code's meaning as its detail. A body that already has an example
+/// (text downloads, declared by their handler) keeps it.
+pub fn exemplify(document: &mut OpenApi, codes: &[super::ProblemCode]) {
+    use utoipa::openapi::{RefOr, Schema};
+    let Some(components) = document.components.as_mut() else {
+        return;
+    };
+    let first_example = |schema: &RefOr<Schema>| match schema {
+        RefOr::T(Schema::Object(object)) => object.examples.first().cloned(),
+        // A type with a flattened part (`CreatedApiKey`).
+        RefOr::T(Schema::AllOf(all_of)) => all_of.examples.first().cloned(),
+        _ => None,
+    };
+    let mut examples: std::collections::BTreeMap<String, Value> = components
+        .schemas
+        .iter()
+        .filter_map(|(name, schema)| Some((name.clone(), first_example(schema)?)))
+        .collect();
+    let pages: Vec<(String, Value)> = components
+        .schemas
+        .keys()
+        .filter_map(|name| {
+            let item = examples.get(name.strip_prefix("Paged_")?)?;
+            Some((name.clone(), json!({"items": [item], "next_cursor": "42"})))
+        })
+        .collect();
+    examples.extend(pages);
+    for (name, response) in components.responses.iter_mut() {
+        if let RefOr::T(response) = response {
+            let status = super::responses::status_of_shared(name).unwrap_or(400);
+            exemplify_response(response, status, &examples, codes);
+        }
+    }
+    for item in document.paths.paths.values_mut() {
+        for operation in super::responses::operations_mut(item) {
+            if let Some(RefOr::T(body)) = operation.request_body.as_mut() {
+                for content in body.content.values_mut() {
+                    exemplify_content(content, &examples);
+                }
+            }
+            for (status, response) in operation.responses.responses.iter_mut() {
+                if let RefOr::T(response) = response {
+                    let status = status.parse().unwrap_or(400);
+                    exemplify_response(response, status, &examples, codes);
+                }
+            }
+        }
+    }
+}
+
+fn exemplify_response(
+    response: &mut utoipa::openapi::Response,
+    status: u16,
+    examples: &std::collections::BTreeMap<String, Value>,
+    codes: &[super::ProblemCode],
+) {
+    use utoipa::openapi::RefOr;
+    for (media_type, content) in response.content.iter_mut() {
+        let RefOr::T(content) = content else {
+            continue;
+        };
+        if media_type == super::PROBLEM_JSON {
+            if content.example.is_none() {
+                content.example = problem_example(&response.description, status, codes);
+            }
+        } else {
+            exemplify_content_of(content, examples);
+        }
+    }
+}
+
+fn exemplify_content(
+    content: &mut utoipa::openapi::RefOr<utoipa::openapi::Content>,
+    examples: &std::collections::BTreeMap<String, Value>,
+) {
+    if let utoipa::openapi::RefOr::T(content) = content {
+        exemplify_content_of(content, examples);
+    }
+}
+
+fn exemplify_content_of(
+    content: &mut utoipa::openapi::Content,
+    examples: &std::collections::BTreeMap<String, Value>,
+) {
+    use utoipa::openapi::RefOr;
+    if content.example.is_some() || !content.examples.is_empty() {
+        return;
+    }
+    if let Some(RefOr::Ref(reference)) = &content.schema
+        && let Some(name) = reference.ref_location.rsplit('/').next()
+    {
+        content.example = examples.get(name).cloned();
+    }
+}
+
+/// The problem a response with this description and status answers: the first
+/// backticked word of the description that is a code (the gateway's descriptions and
+/// the handlers' name their codes that way).
+fn problem_example(description: &str, status: u16, codes: &[super::ProblemCode]) -> Option<Value> {
+    let code = description
+        .split('`')
+        .skip(1)
+        .step_by(2)
+        .find_map(|word| codes.iter().find(|c| c.name() == word))?;
+    let title = actix_web::http::StatusCode::from_u16(status)
+        .ok()
+        .and_then(|s| s.canonical_reason())
+        .unwrap_or("Error");
+    let mut example = json!({
+        "type": format!("urn:credgate:problem:{}", code.name()),
+        "title": title,
+        "status": status,
+        "detail": code.meaning(),
+        "code": code.name(),
+        "request_id": EXAMPLE_REQUEST_ID,
+    });
+    if code.name() == super::problem_code::VALIDATION_FAILED.name() {
+        example["detail"] = json!("name: must not be empty");
+        example["errors"] = json!([{"field": "name", "message": "must not be empty"}]);
+    }
+    Some(example)
+}
+
 /// Adds OpenAPI links from each `201 Created` to the operations on what it created,
 /// so generators and stateful fuzzers know that the `id` in the body names
 /// `…/{id}`: `POST /x` (or `POST /x/verb`) → every operation on `/x/{id}` and below.

@@ -7,12 +7,14 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::problem::{ApiError, Problem};
+use super::problem_code as codes;
 use crate::store::Store;
 
 /// How long readiness waits for the store before calling it unavailable.
 const READY_TIMEOUT: Duration = Duration::from_secs(2);
 
 #[derive(Debug, Serialize, ToSchema)]
+#[schema(examples(json!({"status": "ok"})))]
 pub struct HealthStatus {
     /// `ok`
     pub status: &'static str,
@@ -27,7 +29,7 @@ pub struct HealthStatus {
     responses((status = 200, body = HealthStatus))
 )]
 #[get("/health/live")]
-pub async fn live() -> HttpResponse {
+pub async fn check_liveness() -> HttpResponse {
     HttpResponse::Ok().json(HealthStatus { status: "ok" })
 }
 
@@ -39,19 +41,19 @@ pub async fn live() -> HttpResponse {
     security(()),
     responses(
         (status = 200, body = HealthStatus),
-        (status = 503, description = "Store unreachable", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The store does not answer (`store_unavailable`)", body = Problem, content_type = "application/problem+json"),
     )
 )]
 #[get("/health/ready")]
-pub async fn ready(store: web::Data<Store>) -> Result<HttpResponse, ApiError> {
+pub async fn check_readiness(store: web::Data<Store>) -> Result<HttpResponse, ApiError> {
     match tokio::time::timeout(READY_TIMEOUT, store.ping()).await {
         Ok(Ok(())) => Ok(HttpResponse::Ok().json(HealthStatus { status: "ok" })),
         Ok(Err(e)) => Err(ApiError::unavailable(
-            "store_unavailable",
+            codes::STORE_UNAVAILABLE,
             format!("the store is not reachable: {}", short(&e)),
         )),
         Err(_) => Err(ApiError::unavailable(
-            "store_unavailable",
+            codes::STORE_UNAVAILABLE,
             "the store did not answer in time",
         )),
     }

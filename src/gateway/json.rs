@@ -11,6 +11,7 @@ use futures_util::future::LocalBoxFuture;
 use serde::de::DeserializeOwned;
 
 use super::problem::ApiError;
+use super::problem_code as codes;
 
 /// The largest body a request may carry, in bytes (set from `limits.body_bytes`).
 #[derive(Debug, Clone, Copy)]
@@ -74,7 +75,7 @@ fn read_body(
         if !content_type_ok {
             return Err(ApiError::new(
                 actix_web::http::StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "unsupported_media_type",
+                codes::UNSUPPORTED_MEDIA_TYPE,
                 "the request body must be JSON (Content-Type: application/json)",
             ));
         }
@@ -85,7 +86,7 @@ fn read_body(
         while let Some(chunk) = payload.next().await {
             let chunk = chunk.map_err(|e| {
                 ApiError::bad_request(
-                    "unreadable_body",
+                    codes::UNREADABLE_BODY,
                     format!("the request body could not be read: {e}"),
                 )
             })?;
@@ -113,7 +114,7 @@ fn is_json_media_type(value: &str) -> bool {
 pub fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Err(ApiError::bad_request(
-            "malformed_json",
+            codes::MALFORMED_JSON,
             "the request body is empty; a JSON object is expected",
         ));
     }
@@ -121,7 +122,7 @@ pub fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
     if body.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
         if serde_json::from_slice::<serde::de::IgnoredAny>(body).is_err() {
             return Err(ApiError::bad_request(
-                "malformed_json",
+                codes::MALFORMED_JSON,
                 "the request body is not valid JSON",
             ));
         }
@@ -131,7 +132,7 @@ pub fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
     let value = serde_path_to_error::deserialize(&mut deserializer).map_err(to_api_error)?;
     deserializer.end().map_err(|e| {
         ApiError::bad_request(
-            "malformed_json",
+            codes::MALFORMED_JSON,
             format!("the request body is not valid JSON: {}", strip_location(&e)),
         )
     })?;
@@ -144,7 +145,7 @@ fn to_api_error(err: serde_path_to_error::Error<serde_json::Error>) -> ApiError 
     let message = strip_location(&inner);
     if !inner.is_data() {
         return ApiError::bad_request(
-            "malformed_json",
+            codes::MALFORMED_JSON,
             format!("the request body is not valid JSON: {message}"),
         );
     }
@@ -198,7 +199,7 @@ mod tests {
             .first()
             .map(|e| e.field.clone())
             .unwrap_or_default();
-        (err.code().to_owned(), field)
+        (err.code().name().to_owned(), field)
     }
 
     #[test]

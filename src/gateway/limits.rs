@@ -7,6 +7,7 @@ use actix_web::middleware::Next;
 use actix_web::{Error, HttpRequest, web};
 
 use super::problem::ApiError;
+use super::problem_code as codes;
 
 /// How long a request may run (`limits.request_timeout_secs`).
 #[derive(Debug, Clone, Copy)]
@@ -24,7 +25,7 @@ pub async fn request_timeout_middleware(
         // The request was moved into the handler, so the answer travels as an error;
         // it carries its request id itself (see `ApiError`).
         Err(_) => Err(ApiError::unavailable(
-            "request_timeout",
+            codes::REQUEST_TIMEOUT,
             format!("the request took longer than {} s", limit.as_secs()),
         )
         .into()),
@@ -56,7 +57,7 @@ pub fn path_config() -> web::PathConfig {
             actix_web::error::PathError::Deserialize(e) => format!("is not valid: {e}"),
             _ => "is not valid".to_owned(),
         };
-        ApiError::bad_request_with_field("invalid_path_parameter", field, message).into()
+        ApiError::bad_request_with_field(codes::INVALID_PATH_PARAMETER, field, message).into()
     })
 }
 
@@ -66,7 +67,7 @@ pub fn query_config() -> web::QueryConfig {
             actix_web::error::QueryPayloadError::Deserialize(e) => e.to_string(),
             _ => "the query string is not valid".to_owned(),
         };
-        ApiError::bad_request_with_field("invalid_query", "query", message).into()
+        ApiError::bad_request_with_field(codes::INVALID_QUERY, "query", message).into()
     })
 }
 
@@ -124,7 +125,7 @@ impl KnownRoutes {
 fn method_not_allowed(req: &HttpRequest, methods: &[String]) -> ApiError {
     ApiError::new(
         actix_web::http::StatusCode::METHOD_NOT_ALLOWED,
-        "method_not_allowed",
+        codes::METHOD_NOT_ALLOWED,
         format!(
             "{} is not allowed on {}; allowed: {}",
             req.method(),
@@ -146,7 +147,7 @@ pub async fn not_found(req: HttpRequest) -> Result<actix_web::HttpResponse, ApiE
     }
     Err(ApiError::new(
         actix_web::http::StatusCode::NOT_FOUND,
-        "route_not_found",
+        codes::ROUTE_NOT_FOUND,
         format!("no route for {} {}", req.method(), req.path()),
     ))
 }

@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use utoipa::openapi::{RefOr, Schema};
 use utoipa_actix_web::service_config::ServiceConfig;
 
 use super::Runtime;
@@ -18,6 +19,17 @@ pub trait Plugin: Send + Sync + 'static {
     }
     /// The read models this plugin owns; the projection runner keeps them current.
     fn projections(&self) -> Vec<Arc<dyn Projection>>;
+    /// The problem codes this plugin's operations answer with, beside the gateway's
+    /// ([`super::GATEWAY_CODES`]): the document lists them all as `Problem.code`'s enum
+    /// (declare them with [`super::problem_codes!`]).
+    fn problem_codes(&self) -> Vec<super::ProblemCode> {
+        Vec::new()
+    }
+    /// The members this plugin's problems add to the body (`dependants`, `phase`, …),
+    /// each with its schema, for the document's `Problem`.
+    fn problem_members(&self) -> Vec<(&'static str, RefOr<Schema>)> {
+        Vec::new()
+    }
     /// How this plugin's events read in the audit trail, one lens per aggregate.
     fn audit_lenses(&self) -> Vec<Arc<dyn crate::audit::AuditLens>> {
         Vec::new()

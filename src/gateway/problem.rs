@@ -8,6 +8,7 @@ use actix_web::{HttpResponse, ResponseError};
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use super::problem_code::{self as codes, ProblemCode};
 use super::request_id::{REQUEST_ID_HEADER, current_request_id};
 use crate::store::{CommandError, StoreError};
 
@@ -23,6 +24,7 @@ pub struct FieldError {
 
 /// The body of every error response.
 #[derive(Debug, Serialize, ToSchema)]
+#[schema(examples(json!({"type": "urn:credgate:problem:name_taken", "title": "Conflict", "status": 409, "detail": "another keypair has this name", "code": "name_taken", "request_id": "b3c1f0e2-6d4a-4f8e-9a27-1c5e8d0b4f6a", "errors": [{"field": "name", "message": "is already used by another keypair"}]})))]
 pub struct Problem {
     /// A URI naming the kind of problem (`urn:credgate:problem:<code>`).
     #[serde(rename = "type")]
@@ -49,7 +51,7 @@ pub struct ApiError(Box<Details>);
 #[derive(Debug)]
 struct Details {
     status: StatusCode,
-    code: &'static str,
+    code: ProblemCode,
     detail: String,
     errors: Vec<FieldError>,
     retry_after_secs: Option<u32>,
@@ -68,7 +70,7 @@ struct Details {
 }
 
 impl ApiError {
-    pub fn new(status: StatusCode, code: &'static str, detail: impl Into<String>) -> Self {
+    pub fn new(status: StatusCode, code: ProblemCode, detail: impl Into<String>) -> Self {
         Self(Box::new(Details {
             status,
             code,
@@ -100,20 +102,20 @@ impl ApiError {
             .join("; ");
         let mut error = Self::new(
             StatusCode::UNPROCESSABLE_ENTITY,
-            "validation_failed",
+            codes::VALIDATION_FAILED,
             detail,
         );
         error.0.errors = errors;
         error
     }
 
-    pub fn bad_request(code: &'static str, detail: impl Into<String>) -> Self {
+    pub fn bad_request(code: ProblemCode, detail: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, code, detail)
     }
 
     /// 400 naming the field (a path or query parameter) at fault.
     pub fn bad_request_with_field(
-        code: &'static str,
+        code: ProblemCode,
         field: impl Into<String>,
         message: impl Into<String>,
     ) -> Self {
@@ -127,14 +129,14 @@ impl ApiError {
         problem
     }
 
-    pub fn unauthorized(code: &'static str, detail: impl Into<String>) -> Self {
+    pub fn unauthorized(code: ProblemCode, detail: impl Into<String>) -> Self {
         Self::new(StatusCode::UNAUTHORIZED, code, detail)
     }
 
     pub fn forbidden_scope(scope: &str) -> Self {
         Self::new(
             StatusCode::FORBIDDEN,
-            "insufficient_scope",
+            codes::INSUFFICIENT_SCOPE,
             format!("this API key lacks the `{scope}` scope"),
         )
     }
@@ -142,26 +144,26 @@ impl ApiError {
     pub fn not_found(what: &str) -> Self {
         Self::new(
             StatusCode::NOT_FOUND,
-            "not_found",
+            codes::NOT_FOUND,
             format!("{what} not found"),
         )
     }
 
-    pub fn conflict(code: &'static str, detail: impl Into<String>) -> Self {
+    pub fn conflict(code: ProblemCode, detail: impl Into<String>) -> Self {
         Self::new(StatusCode::CONFLICT, code, detail)
     }
 
     pub fn payload_too_large(limit: usize) -> Self {
         Self::new(
             StatusCode::PAYLOAD_TOO_LARGE,
-            "payload_too_large",
+            codes::PAYLOAD_TOO_LARGE,
             format!("the request body exceeds {limit} bytes"),
         )
     }
 
     /// 429 with `Retry-After`.
     pub fn too_many_requests(
-        code: &'static str,
+        code: ProblemCode,
         detail: impl Into<String>,
         retry_after_secs: u32,
     ) -> Self {
@@ -170,7 +172,7 @@ impl ApiError {
         error
     }
 
-    pub fn unavailable(code: &'static str, detail: impl Into<String>) -> Self {
+    pub fn unavailable(code: ProblemCode, detail: impl Into<String>) -> Self {
         let mut error = Self::new(StatusCode::SERVICE_UNAVAILABLE, code, detail);
         error.0.retry_after_secs = Some(1);
         error
@@ -180,7 +182,7 @@ impl ApiError {
     pub fn internal(cause: impl std::fmt::Display) -> Self {
         let mut error = Self::new(
             StatusCode::INTERNAL_SERVER_ERROR,
-            "internal_error",
+            codes::INTERNAL_ERROR,
             "an internal error occurred; the request id identifies it in the logs",
         );
         error.0.internal_cause = Some(cause.to_string());
@@ -212,7 +214,7 @@ impl ApiError {
         self.0.status
     }
 
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> ProblemCode {
         self.0.code
     }
 
@@ -257,7 +259,7 @@ impl ResponseError for ApiError {
             title: self.title().to_owned(),
             status: self.0.status.as_u16(),
             detail: self.0.detail.clone(),
-            code: self.0.code.to_owned(),
+            code: self.0.code.name().to_owned(),
             request_id: request_id.clone(),
             errors: self.0.errors.clone(),
             extra: self.0.extra.clone(),
@@ -295,12 +297,12 @@ impl From<StoreError> for ApiError {
             StoreError::Unavailable(cause) => {
                 tracing::warn!(%cause, "store unavailable");
                 Self::unavailable(
-                    "store_unavailable",
+                    codes::STORE_UNAVAILABLE,
                     "the data store is unavailable; try again shortly",
                 )
             }
             StoreError::Conflict => Self::conflict(
-                "concurrent_modification",
+                codes::CONCURRENT_MODIFICATION,
                 "another request changed this record at the same time; reload and retry",
             ),
             StoreError::Fault(cause) => Self::internal(cause),
@@ -318,7 +320,7 @@ pub fn rejection<E: std::error::Error>(err: CommandError<E>) -> Result<E, ApiErr
         CommandError::Stale { current: 0 } => Err(ApiError::not_found("the record")),
         CommandError::Stale { current } => Err(ApiError::new(
             StatusCode::PRECONDITION_FAILED,
-            "stale_version",
+            codes::STALE_VERSION,
             format!(
                 "the record has changed (it is now at version {current}); reload it and retry with its ETag"
             ),

@@ -80,7 +80,7 @@ pub async fn record_refusals(
         .response()
         .error()
         .and_then(|e| e.as_error::<ApiError>())
-        .map(ApiError::code)
+        .map(|error| error.code().name())
         .filter(|code| RECORDED_CODES.contains(code));
     let Some(code) = code else {
         return Ok(response);

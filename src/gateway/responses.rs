@@ -16,7 +16,7 @@ use super::problem::PROBLEM_JSON;
 /// `utoipa::ToResponse`, to be named in a handler's `responses(...)` as
 /// `(status = 404, response = NotFound)`.
 macro_rules! problem_responses {
-    ($($(#[$doc:meta])* $name:ident => $description:literal,)*) => {
+    ($($(#[$doc:meta])* $name:ident ($status:literal) => $description:literal,)*) => {
         $(
             $(#[$doc])*
             pub struct $name;
@@ -32,32 +32,40 @@ macro_rules! problem_responses {
         fn all_problem_responses() -> Vec<(&'static str, RefOr<Response>)> {
             vec![$((stringify!($name), problem($description).into()),)*]
         }
+
+        /// The status a shared response (by its component name) stands for.
+        pub(super) fn status_of_shared(name: &str) -> Option<u16> {
+            match name {
+                $(stringify!($name) => Some($status),)*
+                _ => None,
+            }
+        }
     };
 }
 
 problem_responses! {
     /// 400: malformed JSON, path parameter, query or header (`If-Match`).
-    BadRequest => "Malformed request: JSON, path parameter, query or header (the problem names it)",
+    BadRequest (400) => "Malformed request: JSON (`malformed_json`, `unreadable_body`), a path parameter (`invalid_path_parameter`), the query (`invalid_query`) or `If-Match` (`invalid_if_match`); the problem names it",
     /// 401: no key, an unknown key, an expired or revoked one.
-    Unauthorized => "No valid API key (`missing_api_key`, `invalid_authorization_header`, `invalid_api_key`, `api_key_revoked`, `api_key_expired`)",
+    Unauthorized (401) => "No valid API key (`missing_api_key`, `invalid_authorization_header`, `invalid_api_key`, `api_key_revoked`, `api_key_expired`)",
     /// 403: the key lacks the operation's scope.
-    Forbidden => "The API key lacks the scope this operation needs (`insufficient_scope`)",
+    Forbidden (403) => "The API key lacks the scope this operation needs (`insufficient_scope`)",
     /// 404: the resource does not exist (or no longer does).
-    NotFound => "Not found (`not_found`)",
+    NotFound (404) => "Not found (`not_found`)",
     /// 409: the change conflicts with the current state.
-    Conflict => "Conflicts with the current state; `code` says how (`name_taken`, `in_use` with `dependants`, `concurrent_modification`, …)",
+    Conflict (409) => "Conflicts with the current state; `code` says how (`name_taken`, `in_use` with `dependants`, `concurrent_modification`, …)",
     /// 412: `If-Match` named an older version.
-    PreconditionFailed => "`If-Match` names an older version (`stale_version`); read again and retry with the new `ETag`",
+    PreconditionFailed (412) => "`If-Match` names an older version (`stale_version`); read again and retry with the new `ETag`",
     /// 413: the body is larger than `limits.body_bytes`.
-    PayloadTooLarge => "The body is larger than the configured limit (`payload_too_large`)",
+    PayloadTooLarge (413) => "The body is larger than the configured limit (`payload_too_large`)",
     /// 415: the body is not JSON.
-    UnsupportedMediaType => "The body must be `application/json` (`unsupported_media_type`)",
+    UnsupportedMediaType (415) => "The body must be `application/json` (`unsupported_media_type`)",
     /// 422: a field is missing, unknown, of the wrong type or not valid.
-    Unprocessable => "Invalid fields; `errors` names each one (`validation_failed`)",
+    Unprocessable (422) => "Invalid fields; `errors` names each one (`validation_failed`)",
     /// 429: too many failed authentications from this address.
-    TooManyRequests => "Too many failed authentications from this address (`too_many_failed_authentications`); wait `Retry-After` seconds",
+    TooManyRequests (429) => "Too many failed authentications from this address (`too_many_failed_authentications`); wait `Retry-After` seconds",
     /// 503: the store did not answer in time, or the request outran its time limit.
-    Unavailable => "The store is unavailable or the request took too long (`store_unavailable`, `request_timeout`); retry later",
+    Unavailable (503) => "The store is unavailable or the request took too long (`store_unavailable`, `request_timeout`); retry later",
 }
 
 fn problem(description: &str) -> Response {

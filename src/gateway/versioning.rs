@@ -9,6 +9,7 @@ use futures_util::future::{Ready, ready};
 use serde::Serialize;
 
 use super::problem::ApiError;
+use super::problem_code as codes;
 
 /// `"7"` for version 7.
 pub fn etag(version: usize) -> String {
@@ -42,7 +43,7 @@ impl FromRequest for IfMatch {
         });
         ready(parsed.map(IfMatch).ok_or_else(|| {
             ApiError::bad_request_with_field(
-                "invalid_if_match",
+                codes::INVALID_IF_MATCH,
                 "If-Match",
                 "must be an ETag from this service, e.g. \"3\"",
             )

@@ -29,6 +29,7 @@ use crate::store::Committed;
 /// alone (a keypair without a private key), or both (they must belong together).
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(examples(json!({"name": "imported job key", "public_key": "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHp/VBApBDZU07LOwvReCfbOeprRRN7vqNu3hSgyoLRo backup@nas", "comment": "backup@nas"})))]
 pub struct ImportKeypairRequest {
     #[schema(
         min_length = 1,
@@ -49,6 +50,7 @@ pub struct ImportKeypairRequest {
 
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(examples(json!({"name": "offsite backup", "algorithm": "ed25519", "comment": "backup@nas"})))]
 pub struct GenerateKeypairRequest {
     #[schema(
         min_length = 1,
@@ -67,6 +69,7 @@ pub struct GenerateKeypairRequest {
 /// At least one of the two.
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(examples(json!({"name": "offsite backup (2026)"})))]
 pub struct UpdateKeypairRequest {
     #[schema(
         min_length = 1,
@@ -80,6 +83,7 @@ pub struct UpdateKeypairRequest {
 
 #[derive(Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(examples(json!({"passphrase": "correct horse battery staple"})))]
 pub struct ExportPrivateKeyRequest {
     /// Encrypt the exported key with this passphrase (bcrypt KDF, AES-256-CTR).
     #[schema(min_length = 1, max_length = 1024)]
@@ -97,6 +101,7 @@ pub struct DeleteParams {
 }
 
 #[derive(Debug, Serialize, ToSchema)]
+#[schema(examples(json!({"id": "3f6b2a1e-8c4d-4b7a-9e21-5d0c7f4a9b13", "name": "offsite backup", "algorithm": "ed25519", "bits": 256, "comment": "backup@nas", "public_key": "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHp/VBApBDZU07LOwvReCfbOeprRRN7vqNu3hSgyoLRo backup@nas", "fingerprint": "SHA256:5/qzpPZ9asg47Ope3r65SlFiDibgFNBf2RAo2K+QHg0", "has_private_key": true, "created_at": "2026-12-01T09:30:00Z", "updated_at": "2026-12-01T09:30:00Z", "version": 1})))]
 pub struct KeypairResponse {
     pub id: Uuid,
     pub name: String,
@@ -116,6 +121,7 @@ pub struct KeypairResponse {
 
 /// No `Debug`: it holds the private key.
 #[derive(Serialize, ToSchema)]
+#[schema(examples(json!({"private_key": "-----BEGIN OPENSSH PRIVATE KEY-----\n…\n-----END OPENSSH PRIVATE KEY-----\n", "encrypted": true, "fingerprint": "SHA256:5/qzpPZ9asg47Ope3r65SlFiDibgFNBf2RAo2K+QHg0"})))]
 pub struct ExportedPrivateKey {
     /// OpenSSH private key.
     pub private_key: String,
@@ -124,6 +130,7 @@ pub struct ExportedPrivateKey {
 }
 
 #[derive(Debug, Serialize, ToSchema)]
+#[schema(examples(json!({"kind": "ssh_connection", "id": "7c1e9d42-2b6f-4f0a-8d35-0e4b6a9c2f71", "name": "offsite nas"})))]
 pub struct DependantResponse {
     pub kind: String,
     pub id: String,
@@ -131,6 +138,7 @@ pub struct DependantResponse {
 }
 
 #[derive(Debug, Serialize, ToSchema)]
+#[schema(examples(json!({"items": [{"kind": "ssh_connection", "id": "7c1e9d42-2b6f-4f0a-8d35-0e4b6a9c2f71", "name": "offsite nas"}]})))]
 pub struct UsedByResponse {
     pub items: Vec<DependantResponse>,
 }
@@ -363,7 +371,7 @@ pub async fn delete_keypair(
     extensions(("x-required-scopes" = json!(["keypairs:read"]))),
 )]
 #[get("/{id}/used-by")]
-pub async fn keypair_used_by(
+pub async fn get_keypair_used_by(
     _who: Authorized<require::KeypairsRead>,
     service: web::Data<KeypairService>,
     id: web::Path<Uuid>,
@@ -386,13 +394,13 @@ pub async fn keypair_used_by(
     tag = "ssh-keypairs",
     params(("id" = Uuid, Path, description = "Keypair id")),
     responses(
-        (status = 200, description = "authorized_keys line", body = String, content_type = "text/plain"),
+        (status = 200, description = "authorized_keys line", body = String, content_type = "text/plain", example = json!("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHp/VBApBDZU07LOwvReCfbOeprRRN7vqNu3hSgyoLRo backup@nas\n")),
         (status = 404, response = NotFound),
     ),
     extensions(("x-required-scopes" = json!(["keypairs:read"]))),
 )]
 #[get("/{id}/public-key")]
-pub async fn download_public_key(
+pub async fn export_public_key(
     _who: Authorized<require::KeypairsRead>,
     service: web::Data<KeypairService>,
     id: web::Path<Uuid>,

@@ -3,6 +3,7 @@
 
 mod aggregate;
 mod audit;
+pub mod codes;
 mod comment;
 mod http;
 pub mod material;

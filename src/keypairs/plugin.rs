@@ -10,8 +10,10 @@ use super::http;
 use super::service::{KeypairService, NAME_KIND};
 use super::used_by::DependantRegistry;
 use super::view::KeypairView;
+use crate::gateway::ProblemCode;
 use crate::gateway::{BodyLimit, Plugin, Runtime};
 use crate::store::{Change, Projection, Store, StoreError, View, ViewProjection};
+use utoipa::openapi::{Ref, RefOr, Schema};
 
 /// Keys are small; a larger body is not a key (and 413 says so early).
 pub const KEYPAIR_BODY_LIMIT: usize = 64 * 1024;
@@ -26,6 +28,21 @@ pub struct KeypairsPlugin {
 impl Plugin for KeypairsPlugin {
     fn name(&self) -> &'static str {
         "keypairs"
+    }
+
+    fn problem_codes(&self) -> Vec<ProblemCode> {
+        super::codes::KEYPAIR_CODES.to_vec()
+    }
+
+    fn problem_members(&self) -> Vec<(&'static str, RefOr<Schema>)> {
+        use utoipa::openapi::schema::ArrayBuilder;
+        let dependants = ArrayBuilder::new()
+            .items(Ref::from_schema_name("DependantResponse"))
+            .description(Some(
+                "`in_use`: the objects that use the keypair (what `GET …/used-by` lists)",
+            ))
+            .build();
+        vec![("dependants", RefOr::T(Schema::Array(dependants)))]
     }
 
     fn projections(&self) -> Vec<Arc<dyn Projection>> {
@@ -82,8 +99,8 @@ impl Plugin for KeypairsPlugin {
                 .service(http::get_keypair)
                 .service(http::update_keypair)
                 .service(http::delete_keypair)
-                .service(http::keypair_used_by)
-                .service(http::download_public_key)
+                .service(http::get_keypair_used_by)
+                .service(http::export_public_key)
                 .service(http::export_private_key),
         );
     }

@@ -13,8 +13,10 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::aggregate::{AuthorizedKeyError, RevocationReason};
+use super::codes;
 use super::service::{PairRequest, PairingFailure, PairingService};
 use super::view::AuthorizedKeyView;
+use crate::auth::codes as auth_codes;
 use crate::auth::{FailureThrottle, digest_of, require};
 use crate::gateway::pagination::{self, PageParams, Paged};
 use crate::gateway::{
@@ -31,6 +33,7 @@ pub const REVOCATION_TOKEN_HEADER: &str = "x-revocation-token";
 
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(examples(json!({"username": "root", "public_key": "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHp/VBApBDZU07LOwvReCfbOeprRRN7vqNu3hSgyoLRo backup@nas", "label": "offsite nas (from backup-01)", "sudo": false})))]
 pub struct PairSshRequest {
     /// The local user whose authorized_keys receives the key; must be in this host's
     /// `pairing.allowed_users`.
@@ -53,6 +56,7 @@ pub struct PairSshRequest {
 }
 
 #[derive(Serialize, ToSchema)]
+#[schema(examples(json!({"authorized_key_id": "5e2d7b9c-4a1f-4c3e-9b8d-2f6a0c1e7d35", "revocation_token": "cgr_ytEuGZOhAd-7UnbSDKD2ZB1iGPR05amHnvW9Gizovbk", "ssh_port": 22, "host_keys": ["ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIIdeQpOm7RORiAIECD0mmF2jnzqDpLMeEZRLES3AbTDd", "ecdsa-sha2-nistp256 AAAAE2VjZHNhLXNoYTItbmlzdHAyNTYAAAAIbmlzdHAyNTYAAABBBMmHjeKz8684VBg7ygTimliAFwSrzOmq/fSrEbf+7xupRoUzr4UsPWzqoxrRpXO/ihuKRcUJ5DDuxo6ZMV+OvG8="], "sudo_granted": false})))]
 pub struct PairSshResponse {
     pub authorized_key_id: Uuid,
     /// Revokes exactly this pairing later (`DELETE /api/v1/pairing/ssh/{id}`), without
@@ -67,12 +71,14 @@ pub struct PairSshResponse {
 
 #[derive(Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(examples(json!({"revocation_token": "cgr_ytEuGZOhAd-7UnbSDKD2ZB1iGPR05amHnvW9Gizovbk"})))]
 pub struct RevokePairingRequest {
     /// The token the pairing answered with (or send it in `X-Revocation-Token`).
     pub revocation_token: Option<String>,
 }
 
 #[derive(Serialize, ToSchema)]
+#[schema(examples(json!({"id": "5e2d7b9c-4a1f-4c3e-9b8d-2f6a0c1e7d35", "username": "root", "fingerprint": "SHA256:5/qzpPZ9asg47Ope3r65SlFiDibgFNBf2RAo2K+QHg0", "public_key": "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHp/VBApBDZU07LOwvReCfbOeprRRN7vqNu3hSgyoLRo", "label": "offsite nas (from backup-01)", "sudo_granted": false, "paired_by": "nas pairing", "paired_from": "192.0.2.10", "paired_at": "2026-12-01T09:30:00Z", "present": true})))]
 pub struct AuthorizedKeyResponse {
     pub id: Uuid,
     pub username: String,
@@ -173,6 +179,7 @@ fn to_response(
         (status = 201, description = "Paired; the revocation token is in this response only", body = PairSshResponse),
         (status = 200, description = "This key was already paired for this user: the same pairing, a new revocation token", body = PairSshResponse),
         (status = 403, response = Forbidden),
+        (status = 500, description = "This host could not change the user's authorized_keys file (`authorized_keys_unwritable`) or sudoers drop-in (`sudoers_refused`, `sudoers_unwritable`); its log says why", body = crate::gateway::Problem, content_type = "application/problem+json"),
     ),
     extensions(("x-required-scopes" = json!(["pairing"]))),
 )]
@@ -216,6 +223,7 @@ pub async fn pair_ssh(
     responses(
         (status = 204, description = "Revoked (also when it already was)"),
         (status = 403, response = Forbidden),
+        (status = 500, description = "This host could not remove the line from the user's authorized_keys file (`authorized_keys_unwritable`) or sudoers drop-in (`sudoers_refused`, `sudoers_unwritable`); its log says why", body = crate::gateway::Problem, content_type = "application/problem+json"),
     ),
 )]
 #[delete("")]
@@ -232,7 +240,7 @@ pub async fn revoke_pairing(
         && let Some(wait) = throttle.blocked(source, Instant::now())
     {
         return Err(ApiError::too_many_requests(
-            "too_many_failed_authentications",
+            auth_codes::TOO_MANY_FAILED_AUTHENTICATIONS,
             format!("too many failed authentications from this address; retry in {wait} s"),
             wait,
         ));
@@ -247,7 +255,7 @@ pub async fn revoke_pairing(
         .filter(|t| !t.trim().is_empty())
         .ok_or_else(|| {
             ApiError::unauthorized(
-                "missing_revocation_token",
+                codes::MISSING_REVOCATION_TOKEN,
                 "send the pairing's revocation token in `X-Revocation-Token` or as `revocation_token`",
             )
         })?;
@@ -307,6 +315,7 @@ pub async fn list_authorized_keys(
     responses(
         (status = 204, description = "Revoked (also when it already was)"),
         (status = 404, response = NotFound),
+        (status = 500, description = "This host could not remove the line from the user's authorized_keys file (`authorized_keys_unwritable`) or sudoers drop-in (`sudoers_refused`, `sudoers_unwritable`); its log says why", body = crate::gateway::Problem, content_type = "application/problem+json"),
     ),
     extensions(("x-required-scopes" = json!(["pairing:admin"]))),
 )]

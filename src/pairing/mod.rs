@@ -7,6 +7,7 @@ mod accounts;
 mod aggregate;
 mod audit;
 mod authorized_keys;
+pub mod codes;
 mod host_keys;
 mod http;
 mod plugin;

@@ -9,6 +9,7 @@ use utoipa_actix_web::service_config::ServiceConfig;
 use super::http;
 use super::service::{PAIRING_KIND, PairingService};
 use super::view::AuthorizedKeyView;
+use crate::gateway::ProblemCode;
 use crate::gateway::{Plugin, Runtime};
 use crate::store::{Change, Projection, Store, StoreError, View, ViewProjection};
 
@@ -20,6 +21,10 @@ pub struct PairingPlugin {
 impl Plugin for PairingPlugin {
     fn name(&self) -> &'static str {
         "pairing"
+    }
+
+    fn problem_codes(&self) -> Vec<ProblemCode> {
+        super::codes::PAIRING_CODES.to_vec()
     }
 
     fn projections(&self) -> Vec<Arc<dyn Projection>> {

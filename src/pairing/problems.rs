@@ -4,8 +4,10 @@ use actix_web::http::StatusCode;
 
 use super::accounts::AccountRefusal;
 use super::aggregate::AuthorizedKeyError;
+use super::codes;
 use super::service::PairingFailure;
 use super::sudoers::SudoersError;
+use crate::gateway::problem_code as common;
 use crate::gateway::{ApiError, rejection};
 
 impl From<PairingFailure> for ApiError {
@@ -14,47 +16,53 @@ impl From<PairingFailure> for ApiError {
         match err {
             PairingFailure::Account(refusal) => {
                 let (status, code) = match refusal {
-                    AccountRefusal::NotAllowed(_) => (StatusCode::FORBIDDEN, "user_not_allowed"),
+                    AccountRefusal::NotAllowed(_) => {
+                        (StatusCode::FORBIDDEN, codes::USER_NOT_ALLOWED)
+                    }
                     AccountRefusal::NotFound(_) => {
-                        (StatusCode::UNPROCESSABLE_ENTITY, "user_not_found")
+                        (StatusCode::UNPROCESSABLE_ENTITY, codes::USER_NOT_FOUND)
                     }
                     AccountRefusal::HomeMissing(_) => {
-                        (StatusCode::UNPROCESSABLE_ENTITY, "home_missing")
+                        (StatusCode::UNPROCESSABLE_ENTITY, codes::HOME_MISSING)
                     }
                     AccountRefusal::CannotLogIn(_) => {
-                        (StatusCode::UNPROCESSABLE_ENTITY, "user_cannot_login")
+                        (StatusCode::UNPROCESSABLE_ENTITY, codes::USER_CANNOT_LOGIN)
                     }
                     AccountRefusal::Lookup(cause) => return ApiError::internal(cause),
                 };
                 ApiError::new(status, code, detail.clone()).with_field_error("username", &detail)
             }
-            PairingFailure::NoHostKeys => ApiError::unavailable("host_keys_unavailable", detail),
+            PairingFailure::NoHostKeys => {
+                ApiError::unavailable(codes::HOST_KEYS_UNAVAILABLE, detail)
+            }
             PairingFailure::KeyFile(_) => ApiError::new(
                 StatusCode::INTERNAL_SERVER_ERROR,
-                "authorized_keys_unwritable",
+                codes::AUTHORIZED_KEYS_UNWRITABLE,
                 detail,
             ),
-            PairingFailure::Sudoers(SudoersError::Refused(_)) => {
-                ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "sudoers_refused", detail)
-            }
+            PairingFailure::Sudoers(SudoersError::Refused(_)) => ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                codes::SUDOERS_REFUSED,
+                detail,
+            ),
             PairingFailure::Sudoers(SudoersError::Io(_)) => ApiError::new(
                 StatusCode::INTERNAL_SERVER_ERROR,
-                "sudoers_unwritable",
+                codes::SUDOERS_UNWRITABLE,
                 detail,
             ),
             PairingFailure::NotFound => ApiError::not_found("pairing"),
             PairingFailure::TokenRefused => ApiError::new(
                 StatusCode::FORBIDDEN,
-                "revocation_token_refused",
+                codes::REVOCATION_TOKEN_REFUSED,
                 "the revocation token does not revoke this pairing",
             ),
             PairingFailure::Command(e) => match rejection(e) {
                 Err(api_error) => api_error,
                 Ok(AuthorizedKeyError::AlreadyRevoked) => {
-                    ApiError::conflict("already_revoked", "the pairing is already revoked")
+                    ApiError::conflict(common::ALREADY_REVOKED, "the pairing is already revoked")
                 }
                 Ok(AuthorizedKeyError::NotFound) => ApiError::not_found("pairing"),
-                Ok(other) => ApiError::conflict("refused", other.to_string()),
+                Ok(other) => ApiError::conflict(common::REFUSED, other.to_string()),
             },
         }
     }

@@ -56,6 +56,7 @@ impl ChainKey {
 
 /// The newest link: what an outside system keeps to detect a cut-off tail later.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize, utoipa::ToSchema)]
+#[schema(examples(json!({"position": 42, "mac": "9f2c4e6a8b0d1f3e5a7c9e1b3d5f7a9c2e4b6d8f0a1c3e5b7d9f1a3c5e7b9d0f"})))]
 pub struct ChainHead {
     /// The global position of the newest chained event.
     pub position: i64,
@@ -115,6 +116,7 @@ pub enum ChainFault {
 
 /// The outcome of checking the whole chain.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[schema(examples(json!({"ok": true, "checked": 42, "head": {"position": 42, "mac": "9f2c4e6a8b0d1f3e5a7c9e1b3d5f7a9c2e4b6d8f0a1c3e5b7d9f1a3c5e7b9d0f"}})))]
 pub struct ChainReport {
     pub ok: bool,
     /// How many events were checked and found intact.

@@ -43,6 +43,7 @@ pub use failpoints::Failpoints;
 pub use metadata::CommandMetadata;
 pub use projections::{Projected, Projection, ProjectionRunner, View, ViewProjection};
 pub use side_tables::Dependant;
+pub use views::PoolUsage;
 
 pub use views::{ViewChange, ViewDoc};
 

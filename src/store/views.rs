@@ -85,6 +85,25 @@ impl Store {
         .await?))
     }
 
+    /// Each projection's checkpoint: the position it has applied up to.
+    pub async fn projection_checkpoints(&self) -> Result<Vec<(String, i64)>, StoreError> {
+        Ok(on_pool!(self, |pool| sqlx::query_as(
+            "SELECT projection, position FROM projection_checkpoints"
+        )
+        .fetch_all(pool)
+        .await?))
+    }
+
+    /// How many connections the pool holds now, how many of them are idle, and the most
+    /// it opens.
+    pub fn pool_usage(&self) -> PoolUsage {
+        on_pool!(self, |pool| PoolUsage {
+            open: pool.size(),
+            idle: u32::try_from(pool.num_idle()).unwrap_or(u32::MAX),
+            max: pool.options().get_max_connections(),
+        })
+    }
+
     /// The position of the newest event (0 for an empty log).
     pub async fn newest_position(&self) -> Result<i64, StoreError> {
         let newest: Option<i64> = on_pool!(self, |pool| sqlx::query_scalar(
@@ -94,4 +113,12 @@ impl Store {
         .await?);
         Ok(newest.unwrap_or(0))
     }
+}
+
+/// A snapshot of the connection pool, for metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolUsage {
+    pub open: u32,
+    pub idle: u32,
+    pub max: u32,
 }

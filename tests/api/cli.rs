@@ -271,3 +271,40 @@ async fn api_keys_create_recovers_access_from_the_shell(backend: Backend) {
 }
 
 crate::on_both_stores!(api_keys_create_recovers_access_from_the_shell);
+
+/// A log that goes to a pipe (a file, a container runtime, a log shipper) is plain text:
+/// no ANSI colour codes, which tracing's text format writes by default.
+#[test]
+fn a_redirected_text_log_has_no_colour_codes() {
+    use std::io::{BufRead, BufReader};
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = credgate()
+        .args(["serve"])
+        .current_dir(dir.path())
+        .env("CREDGATE_LISTEN", "127.0.0.1:0")
+        .env("CREDGATE_LOG_FORMAT", "text")
+        .env_remove("NO_COLOR")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("credgate starts");
+    let stderr = child.stderr.take().expect("stderr");
+    let mut lines = Vec::new();
+    for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+        let listening = line.contains("credgate is listening");
+        lines.push(line);
+        if listening {
+            break;
+        }
+    }
+    child.kill().expect("SIGKILL");
+    let _ = child.wait();
+    assert!(
+        lines.iter().any(|l| l.contains("INFO")),
+        "text log lines: {lines:?}"
+    );
+    assert!(
+        !lines.iter().any(|l| l.contains('\u{1b}')),
+        "colour codes in a redirected log: {lines:?}"
+    );
+}

@@ -4,6 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use crate::support::remote::remote_for;
 use crate::support::sshd::{Sshd, login_user};
 use crate::support::{Backend, TestApp, TestDb};
 
@@ -16,14 +17,16 @@ fn contract_tools() -> PathBuf {
     ))
 }
 
-/// Runs `program args` against a fresh instance and sshd with the flow's environment;
-/// returns its output after checking it succeeded.
+/// Runs `program args` against a fresh instance A, a second instance B serving pairing
+/// for a test sshd (the semi-automatic part), and that sshd, with the flow's
+/// environment; returns its output after checking it succeeded.
 async fn run_flow(program: PathBuf, args: Vec<PathBuf>, extra_env: Vec<(&str, PathBuf)>) -> String {
     assert!(
         (program.is_relative() || program.exists()) && args.iter().all(|a| a.exists()),
         "the generated clients are missing: run `scripts/contract generate` (scripts/test does)"
     );
     let sshd = Sshd::start();
+    let remote = remote_for(&sshd, None).await;
     let db = TestDb::create(Backend::Sqlite).await;
     let app = TestApp::spawn(&db.url).await;
     let extra_env: Vec<(String, PathBuf)> = extra_env
@@ -35,6 +38,11 @@ async fn run_flow(program: PathBuf, args: Vec<PathBuf>, extra_env: Vec<(&str, Pa
         let key = app.admin_key.clone();
         let port = sshd.port.to_string();
         let authorized = sshd.authorized_keys();
+        let remote_env = [
+            ("REMOTE_URL", remote.app.base.clone()),
+            ("REMOTE_PAIRING_KEY", remote.pairing_key.clone()),
+            ("REMOTE_ADMIN_KEY", remote.admin_key.clone()),
+        ];
         move || {
             Command::new(program)
                 .args(args)
@@ -44,6 +52,7 @@ async fn run_flow(program: PathBuf, args: Vec<PathBuf>, extra_env: Vec<(&str, Pa
                 .env("SSHD_PORT", port)
                 .env("SSH_USER", login_user())
                 .env("AUTHORIZED_KEYS", authorized)
+                .envs(remote_env)
                 .output()
                 .expect("the flow runs")
         }
@@ -58,8 +67,10 @@ async fn run_flow(program: PathBuf, args: Vec<PathBuf>, extra_env: Vec<(&str, Pa
 }
 
 /// The manual flow (keypair, scan, connection, test, rename with If-Match and a stale
-/// one, credentials, cascade delete, audit history) through the generated Python client
-/// only: `tests/clients/python_flow.py`.
+/// one, credentials, cascade delete, audit history), then the semi-automatic setup
+/// against B (B's admin sees the pairing, the connection tests ok, deleting it revokes
+/// B's line) and the audit trail of it, through the generated Python client only:
+/// `tests/clients/python_flow.py`.
 #[tokio::test]
 async fn the_generated_python_client_runs_the_manual_flow() {
     let tools = contract_tools();
@@ -71,19 +82,19 @@ async fn the_generated_python_client_runs_the_manual_flow() {
     )
     .await;
     assert!(
-        stdout.contains("python client flow: 11 steps passed"),
+        stdout.contains("python client flow: 19 steps passed"),
         "{stdout}"
     );
 }
 
-/// The same flow through openapi-fetch with the types openapi-typescript generated:
+/// The same flows through openapi-fetch with the types openapi-typescript generated:
 /// `tests/clients/ts_flow.ts`, type-checked and compiled by tsc in `scripts/contract`.
 #[tokio::test]
 async fn the_generated_typescript_types_run_the_manual_flow() {
     let compiled = contract_tools().join("ts/out/ts_flow.js");
     let stdout = run_flow(PathBuf::from("node"), vec![compiled], Vec::new()).await;
     assert!(
-        stdout.contains("typescript client flow: 11 steps passed"),
+        stdout.contains("typescript client flow: 19 steps passed"),
         "{stdout}"
     );
 }

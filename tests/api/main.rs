@@ -16,6 +16,7 @@ mod health;
 mod instances;
 mod keypair_secrets;
 mod keypairs;
+mod metrics;
 mod openapi;
 mod outage;
 mod pairing;

@@ -333,3 +333,70 @@ fn declared_patterns_are_the_servers_rules() {
         "the form versioning::IfMatch reads"
     );
 }
+
+/// Every request body and every response body of every operation carries an example
+/// (what to send, what comes back); redocly checks each against its schema in
+/// `scripts/contract` (`no-invalid-media-type-examples` is an error there).
+#[test]
+fn every_body_of_every_operation_has_an_example() {
+    let document = committed();
+    let mut missing = Vec::new();
+    let mut bodies = 0;
+    let resolve = |value: &Value| -> Value {
+        match value.get("$ref").and_then(Value::as_str) {
+            Some(reference) => {
+                let name = reference.trim_start_matches("#/components/responses/");
+                document["components"]["responses"][name].clone()
+            }
+            None => value.clone(),
+        }
+    };
+    for (path, item) in document["paths"].as_object().unwrap() {
+        for (method, operation) in item.as_object().unwrap() {
+            let mut contents = Vec::new();
+            if let Some(body) = operation.get("requestBody") {
+                contents.push(("request".to_owned(), body["content"].clone()));
+            }
+            for (status, response) in operation["responses"].as_object().unwrap() {
+                contents.push((status.clone(), resolve(response)["content"].clone()));
+            }
+            for (which, content) in contents {
+                for (media_type, media) in content.as_object().into_iter().flatten() {
+                    bodies += 1;
+                    if media.get("example").is_none() {
+                        missing.push(format!("{method} {path} {which} {media_type}"));
+                    }
+                }
+            }
+        }
+    }
+    assert!(bodies > 100, "only {bodies} bodies found");
+    assert!(missing.is_empty(), "no example: {missing:#?}");
+}
+
+/// `Problem.code` lists every code, each explained in the README's table (and the
+/// table lists no code the server does not have).
+#[test]
+fn every_problem_code_is_declared_and_explained_in_the_readme() {
+    let declared: std::collections::BTreeSet<String> = crate::support::documented_problem_codes()
+        .iter()
+        .cloned()
+        .collect();
+    assert!(declared.contains("validation_failed") && declared.contains("in_use"));
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md"))
+        .expect("README.md");
+    let table = readme
+        .split("\n### Problem codes\n")
+        .nth(1)
+        .expect("README.md has a `### Problem codes` section");
+    let explained: std::collections::BTreeSet<String> = table
+        .lines()
+        .take_while(|line| !line.starts_with('#'))
+        .filter(|line| line.starts_with("| `"))
+        .filter_map(|line| line.split('`').nth(1).map(str::to_owned))
+        .collect();
+    assert_eq!(
+        declared, explained,
+        "README's problem-code table differs from the document"
+    );
+}

@@ -11,8 +11,9 @@ use serde_json::{Value, json};
 
 use crate::on_both_stores;
 use crate::once_on_sqlite;
-use crate::support::certs::{TestCerts, ca_and_leaf};
+use crate::support::certs::ca_and_leaf;
 use crate::support::db::{raw_events, read_models};
+use crate::support::remote::{Remote, remote_for};
 use crate::support::served::{Served, credgate};
 use crate::support::ssh_tools::write_key;
 use crate::support::sshd::{Sshd, login_user};
@@ -20,46 +21,6 @@ use crate::support::{Backend, TestApp, TestDb, problem};
 
 const SEMI: &str = "/api/v1/ssh-connections/semi-automatic";
 const CONNECTIONS: &str = "/api/v1/ssh-connections";
-
-/// B: the remote, serving pairing for `sshd` (its own SQLite store).
-struct Remote {
-    app: TestApp,
-    pairing_key: String,
-    admin_key: String,
-    _db: TestDb,
-}
-
-async fn remote_for(sshd: &Sshd, tls: Option<&TestCerts>) -> Remote {
-    let db = TestDb::create(Backend::Sqlite).await;
-    let (file, pattern, port) = (sshd.authorized_keys(), sshd.host_key_pattern(), sshd.port);
-    let user = login_user();
-    let tls = tls.map(|c| credgate::config::TlsSettings {
-        cert_file: c.cert.clone(),
-        key_file: c.key.clone(),
-    });
-    let app = TestApp::spawn_with(&db.url, move |s| {
-        s.plugins = Some(vec!["pairing".to_owned()]);
-        s.pairing.allowed_users = vec![user];
-        s.pairing.authorized_keys_path = file.display().to_string();
-        s.pairing.host_key_files = vec![pattern];
-        s.pairing.ssh_port = port;
-        s.tls = tls;
-    })
-    .await;
-    let (pairing_key, admin_key) = if app.base.starts_with("https") {
-        (app.admin_key.clone(), app.admin_key.clone())
-    } else {
-        let pairing = app.create_key("caller credgate", &["pairing"]).await;
-        let admin = app.create_key("host admin", &["pairing:admin"]).await;
-        (pairing.secret, admin.secret)
-    };
-    Remote {
-        app,
-        pairing_key,
-        admin_key,
-        _db: db,
-    }
-}
 
 fn lines_in(file: &Path) -> Vec<String> {
     std::fs::read_to_string(file)

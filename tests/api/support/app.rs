@@ -19,6 +19,8 @@ pub struct TestApp {
     pub clock: Arc<ManualClock>,
     /// Makes this instance's next commit fail at a chosen step.
     pub failpoints: credgate::store::Failpoints,
+    /// `http://…` of `GET /metrics` on its own address, when `metrics.listen` names one.
+    pub metrics_base: Option<String>,
     handle: actix_web::dev::ServerHandle,
 }
 
@@ -71,6 +73,9 @@ impl TestApp {
             .unwrap_or_default();
         let handle = app.handle();
         let failpoints = app.failpoints();
+        let metrics_base = app
+            .metrics_addr()
+            .map(|address| format!("http://{address}"));
         tokio::spawn(app.run_until_stopped());
         TestApp {
             base,
@@ -81,6 +86,7 @@ impl TestApp {
             admin_key,
             data_dir,
             clock,
+            metrics_base,
             failpoints,
             handle,
         }
@@ -165,7 +171,24 @@ impl Drop for TestApp {
     }
 }
 
-/// Asserts a problem response and returns its body.
+/// The codes `openapi/openapi.json` declares for `Problem.code`.
+pub fn documented_problem_codes() -> &'static [String] {
+    static CODES: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
+    CODES.get_or_init(|| {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/openapi/openapi.json");
+        let text = std::fs::read_to_string(path).expect("openapi/openapi.json");
+        let document: Value = serde_json::from_str(&text).expect("valid JSON");
+        document["components"]["schemas"]["Problem"]["properties"]["code"]["enum"]
+            .as_array()
+            .expect("Problem.code is an enum")
+            .iter()
+            .filter_map(|c| c.as_str().map(str::to_owned))
+            .collect()
+    })
+}
+
+/// Asserts a problem response (its status, media type, a documented code, the `type`
+/// and `title` that follow from them, the request id) and returns its body.
 pub async fn problem(response: Response, status: StatusCode) -> Value {
     assert_eq!(response.status(), status, "status");
     let content_type = response
@@ -183,7 +206,17 @@ pub async fn problem(response: Response, status: StatusCode) -> Value {
         .to_owned();
     let body: Value = response.json().await.expect("problem body is JSON");
     assert_eq!(body["status"], status.as_u16());
-    assert!(body["code"].as_str().is_some_and(|c| !c.is_empty()));
+    let code = body["code"].as_str().unwrap_or("");
+    assert!(
+        documented_problem_codes().iter().any(|c| c == code),
+        "problem code {code:?} is not in the document's `Problem.code` enum"
+    );
+    assert_eq!(body["type"], format!("urn:credgate:problem:{code}"));
+    assert_eq!(
+        body["title"],
+        status.canonical_reason().unwrap_or("Error"),
+        "title"
+    );
     assert!(!header_id.is_empty());
     assert_eq!(body["request_id"], header_id.as_str());
     body

@@ -5,11 +5,12 @@ pub mod certs;
 pub mod clock;
 pub mod db;
 pub mod pg_cluster;
+pub mod remote;
 pub mod served;
 pub mod ssh_tools;
 pub mod sshd;
 
-pub use app::{TestApp, eventually, problem};
+pub use app::{TestApp, documented_problem_codes, eventually, problem};
 pub use db::{Backend, TestDb};
 
 /// A free port *below* Linux's ephemeral range (32768–60999). A port the kernel handed
