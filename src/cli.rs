@@ -54,6 +54,10 @@ enum Command {
     /// Read and check the audit trail without an API key.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Ask the local service whether it is ready (`GET /health/ready` on the `listen`
+    /// port, over loopback); exits 0 when it is, 1 otherwise. For container health
+    /// checks, where no HTTP client may be installed.
+    Healthcheck(ConfigArg),
 }
 
 #[derive(Debug, Subcommand)]
@@ -149,6 +153,7 @@ async fn dispatch(command: Command) -> anyhow::Result<()> {
             scopes,
         }) => create_api_key(config, &name, &scopes).await,
         Command::Projections(ProjectionsCommand::Rebuild(args)) => rebuild(args).await,
+        Command::Healthcheck(args) => healthcheck(args).await,
         Command::Audit(AuditCommand::Verify { config, head }) => verify_audit(config, head).await,
         Command::Audit(AuditCommand::Export {
             config,
@@ -177,13 +182,54 @@ async fn dispatch(command: Command) -> anyhow::Result<()> {
     }
 }
 
+/// `credgate healthcheck`: the service on this host, reached over loopback whatever
+/// address it listens on. Its certificate names the host, not `127.0.0.1`, so a TLS
+/// probe does not verify it: it asks only whether the local process answers.
+async fn healthcheck(args: ConfigArg) -> anyhow::Result<()> {
+    let settings = Settings::load(args.config.as_deref())?;
+    let mut address = settings.listen;
+    if address.ip().is_unspecified() {
+        address.set_ip(match address {
+            std::net::SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
+            std::net::SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
+        });
+    }
+    let scheme = if settings.tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    crate::gateway::install_crypto_provider();
+    let client = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(5))
+        .no_proxy()
+        .danger_accept_invalid_certs(true)
+        .build()?;
+    let url = format!("{scheme}://{address}/health/ready");
+    let status = client
+        .get(&url)
+        .send()
+        .await
+        .map_err(|e| anyhow::anyhow!("{url}: {e}"))?
+        .status();
+    if status.is_success() {
+        println!("ready");
+        Ok(())
+    } else {
+        Err(anyhow::anyhow!("{url} answered {status}"))
+    }
+}
+
 async fn serve(args: ConfigArg) -> anyhow::Result<()> {
     let settings = Settings::load(args.config.as_deref())?;
     crate::telemetry::init(settings.log_format, &settings.log_level);
     let data_dir = settings.data_dir.clone();
     let store_kind = settings.database_url.clone();
+    let environment = |name: &str| std::env::var(name).ok();
+    let bootstrap_admin_key = crate::config::secret_from_env(BOOTSTRAP_ENV, &environment)?
+        .map(|secret| secret.to_string());
     let options = StartOptions {
-        bootstrap_admin_key: std::env::var(BOOTSTRAP_ENV).ok(),
+        bootstrap_admin_key,
         master_key: std::env::var(crate::secrets::MASTER_KEY_ENV).ok(),
         ..StartOptions::default()
     };

@@ -4,6 +4,7 @@
 //! names the setting.
 
 mod env;
+pub use env::secret as secret_from_env;
 mod raw;
 
 use std::net::SocketAddr;

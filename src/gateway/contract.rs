@@ -17,8 +17,12 @@ use utoipa::openapi::OpenApi;
 /// as the `ETag` has it or bare.
 pub const IF_MATCH_PATTERN: &str = r#"^(\*|"[0-9]{1,18}"|[0-9]{1,18})$"#;
 
+/// What `Versioned` sends: the version, quoted.
+pub const ETAG_PATTERN: &str = r#"^"[0-9]{1,18}"$"#;
+
 pub fn refine(document: &mut OpenApi) {
     link_created_resources(document);
+    describe_etags(document);
     for item in document.paths.paths.values_mut() {
         for operation in super::responses::operations_mut(item) {
             for parameter in operation.parameters.iter_mut().flatten() {
@@ -307,6 +311,20 @@ fn refine_parameter(parameter: &mut Value) {
         .get("name")
         .and_then(Value::as_str)
         .is_some_and(|n| n.eq_ignore_ascii_case("If-Match"));
+    if is_if_match {
+        let said = parameter
+            .get("description")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .trim_end_matches('.')
+            .to_owned();
+        let form = "`\"N\"` as the `ETag` has it, bare `N`, or `*`. Optional: without it the change applies to the current version, so no operation answers 428.";
+        parameter["description"] = json!(if said.is_empty() {
+            form.to_owned()
+        } else {
+            format!("{said}. {form}")
+        });
+    }
     let Some(schema) = parameter.get_mut("schema") else {
         return;
     };
@@ -315,6 +333,30 @@ fn refine_parameter(parameter: &mut Value) {
         schema["pattern"] = json!(IF_MATCH_PATTERN);
         schema["examples"] = json!(["\"3\""]);
     }
+}
+
+/// The `ETag` header every versioned response sets: its exact form.
+fn describe_etags(document: &mut OpenApi) {
+    use utoipa::openapi::RefOr;
+    for item in document.paths.paths.values_mut() {
+        for operation in super::responses::operations_mut(item) {
+            for response in operation.responses.responses.values_mut() {
+                let RefOr::T(response) = response else {
+                    continue;
+                };
+                if let Some(header) = response.headers.get_mut("ETag") {
+                    rewrite(header, describe_etag);
+                }
+            }
+        }
+    }
+}
+
+fn describe_etag(header: &mut Value) {
+    header["description"] = json!(
+        "The resource's edit version, quoted (`\"3\"`); it moves only when an editable setting changes. Send it back in `If-Match`."
+    );
+    header["schema"] = json!({"type": "string", "pattern": ETAG_PATTERN, "examples": ["\"3\""]});
 }
 
 /// `"type": ["string", "null"]` → `"type": "string"`.

@@ -41,4 +41,5 @@ pub use responses::{
     TooManyRequests, Unauthorized, Unavailable, Unprocessable, UnsupportedMediaType,
 };
 pub use services::SharedServices;
+pub use tls::install_crypto_provider;
 pub use versioning::{IfMatch, PlainText, Versioned, etag};

@@ -93,6 +93,103 @@ async fn the_bootstrap_key_can_come_from_the_environment() {
     assert!(!log.iter().any(|l| l.contains(chosen)));
 }
 
+/// The container form: the admin key and the database URL from files (compose
+/// secrets), so neither is in the environment; a variable and its `_FILE` together are
+/// refused as a configuration error.
+#[tokio::test]
+async fn secrets_can_come_from_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let chosen = "file-chosen-admin-key-0123456789abcdef";
+    let key_file = dir.path().join("admin_key");
+    std::fs::write(&key_file, format!("{chosen}\n")).unwrap();
+    let url_file = dir.path().join("database_url");
+    let database = dir.path().join("elsewhere.db");
+    std::fs::write(&url_file, format!("sqlite://{}\n", database.display())).unwrap();
+    let mut command = credgate();
+    command
+        .current_dir(dir.path())
+        .env("CREDGATE_DATA_DIR", dir.path().join("data"))
+        .env("CREDGATE_BOOTSTRAP_ADMIN_KEY_FILE", &key_file)
+        .env("CREDGATE_DATABASE_URL_FILE", &url_file);
+    let mut served = Served::start(command);
+    let url = served.wait_for_field("url");
+    let listed = reqwest::Client::new()
+        .get(format!("{url}/api/v1/api-keys"))
+        .bearer_auth(chosen)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(listed.status(), StatusCode::OK);
+    assert!(database.exists(), "the store named in the file is used");
+    assert!(!dir.path().join("data/admin.key").exists());
+    let (_, log) = served.terminate();
+    assert!(!log.iter().any(|l| l.contains(chosen)));
+
+    for (variable, file_variable, file) in [
+        (
+            "CREDGATE_BOOTSTRAP_ADMIN_KEY",
+            "CREDGATE_BOOTSTRAP_ADMIN_KEY_FILE",
+            &key_file,
+        ),
+        (
+            "CREDGATE_DATABASE_URL",
+            "CREDGATE_DATABASE_URL_FILE",
+            &url_file,
+        ),
+    ] {
+        let output = credgate()
+            .current_dir(dir.path())
+            .arg("serve")
+            .env("CREDGATE_LISTEN", "127.0.0.1:0")
+            .env(variable, "sqlite://somewhere-else.db")
+            .env(file_variable, file)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{stderr}");
+        assert!(stderr.contains("set only one"), "{stderr}");
+        assert!(!stderr.contains(chosen), "{stderr}");
+    }
+}
+
+/// `credgate healthcheck` (the image's HEALTHCHECK) asks the service on the `listen`
+/// port over loopback: 0 while it serves, 1 once it is gone.
+#[test]
+fn healthcheck_tells_whether_the_local_service_is_ready() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = crate::support::free_port();
+    let listen = format!("0.0.0.0:{port}");
+    let mut command = credgate();
+    command.current_dir(dir.path());
+    let mut served = Served::start_listening(command, &listen);
+    served.wait_for_field("url");
+    let check = || {
+        credgate()
+            .current_dir(dir.path())
+            .arg("healthcheck")
+            .env("CREDGATE_LISTEN", &listen)
+            .output()
+            .unwrap()
+    };
+    // The service is another process: waiting for the check blocks nothing it needs.
+    let ready = check();
+    assert_eq!(
+        ready.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&ready.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&ready.stdout).trim(), "ready");
+    let (status, _) = served.terminate();
+    assert!(status.success());
+    let gone = check();
+    assert_eq!(gone.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&gone.stderr).contains("/health/ready"),
+        "the error names what was asked"
+    );
+}
+
 #[test]
 fn bad_settings_stop_start_up_with_one_line_naming_the_setting() {
     let dir = tempfile::tempdir().unwrap();

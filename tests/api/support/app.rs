@@ -81,6 +81,11 @@ impl TestApp {
             base,
             client: reqwest::Client::builder()
                 .timeout(Duration::from_secs(20))
+                // Never reuse a connection the server may be closing: actix closes an
+                // idle keep-alive connection after 5 s, and a POST sent on it at that
+                // moment fails with "IncompleteMessage" (seen once, on a loaded
+                // machine, in `a_connection_is_tested_pinned_and_usable_by_stock_ssh`).
+                .pool_idle_timeout(Duration::from_secs(2))
                 .build()
                 .expect("http client"),
             admin_key,

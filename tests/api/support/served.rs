@@ -39,10 +39,15 @@ pub struct Served {
 }
 
 impl Served {
-    pub fn start(mut command: Command) -> Served {
+    pub fn start(command: Command) -> Served {
+        Self::start_listening(command, "127.0.0.1:0")
+    }
+
+    /// Like [`Served::start`], on the address `listen`.
+    pub fn start_listening(mut command: Command, listen: &str) -> Served {
         let mut child = command
             .args(["serve"])
-            .env("CREDGATE_LISTEN", "127.0.0.1:0")
+            .env("CREDGATE_LISTEN", listen)
             .env("CREDGATE_LOG_FORMAT", "json")
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
